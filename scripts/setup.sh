@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian/Ubuntu machine for voicelab: the speech synthesisers the offline corpus
+# builder renders with, then the Python packages (into the active Python environment).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "Installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -m pip install -q -r requirements.txt pytest
+"$PYTHON" -m pip install -q --no-deps -e .
+echo "voicelab is set up."

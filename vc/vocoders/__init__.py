@@ -1,0 +1,4 @@
+"""Vocoders: mel frames -> waveform."""
+from .griffinlim import GriffinLim
+
+__all__ = ["GriffinLim"]
