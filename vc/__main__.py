@@ -1,0 +1,52 @@
+"""`python -m vc` (or `voicelab`): command-line tools over the library."""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+
+from .errors import VoicelabError
+
+
+def _similarity(args: argparse.Namespace) -> None:
+    from .speaker import SpeakerEncoder, cosine
+    encoder = SpeakerEncoder.pretrained()
+    embeds = {path: encoder.embed(path) for path in args.clips}
+    for a, b in itertools.combinations(args.clips, 2):
+        print(f"{cosine(embeds[a], embeds[b]):.4f}  {a}  {b}")
+
+
+def _resynthesize(args: argparse.Namespace) -> None:
+    from .audio import Audio, prepare_speech
+    from .mel import MelConfig, MelSpectrogram
+    from .vocoders import GriffinLim
+    config = MelConfig()
+    clip = prepare_speech(args.source, config.sample_rate)
+    mel = MelSpectrogram(config)(clip.to_tensor())
+    wav = GriffinLim(config, n_iter=args.iterations)(mel)
+    out = Audio(wav.numpy(), config.sample_rate).save(args.out)
+    print(f"wrote {out} ({len(wav) / config.sample_rate:.2f} s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voicelab", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sim = commands.add_parser("similarity", help="speaker-encoder cosine between clips")
+    sim.add_argument("clips", nargs="+", help="two or more audio files")
+    sim.set_defaults(run=_similarity)
+    gl = commands.add_parser("resynthesize", help="mel + Griffin-Lim round trip of a clip")
+    gl.add_argument("source")
+    gl.add_argument("--out", required=True)
+    gl.add_argument("--iterations", type=int, default=32)
+    gl.set_defaults(run=_resynthesize)
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except VoicelabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
