@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Audio", "SpeechLimits", "load_audio", "prepare_speech", "MelConfig", "MelSpectrogram",
     "AudioError", "CheckpointError", "ModelNotFoundError", "VoicelabError", "SpeakerEncoder",
+    "VoiceConverter",
 ]
 
 
@@ -20,4 +21,7 @@ def __getattr__(name):
     if name == "SpeakerEncoder":
         from .speaker import SpeakerEncoder
         return SpeakerEncoder
+    if name == "VoiceConverter":
+        from .pipeline import VoiceConverter
+        return VoiceConverter
     raise AttributeError(f"module 'vc' has no attribute {name!r}")

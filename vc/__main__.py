@@ -28,6 +28,17 @@ def _resynthesize(args: argparse.Namespace) -> None:
     print(f"wrote {out} ({len(wav) / config.sample_rate:.2f} s)")
 
 
+def _convert(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+    from .pipeline import VoiceConverter
+    converter = VoiceConverter.from_pretrained(args.model, vocoder=args.vocoder, device=args.device)
+    with tqdm(total=100, desc="convert", unit="%") as bar:
+        def progress(fraction: float, _what: str) -> None:
+            bar.update(round(100 * fraction) - bar.n)
+        audio = converter.convert(args.source, args.reference, progress=progress)
+    print(f"wrote {audio.save(args.out)} ({audio.duration:.2f} s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voicelab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -39,6 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     gl.add_argument("--out", required=True)
     gl.add_argument("--iterations", type=int, default=32)
     gl.set_defaults(run=_resynthesize)
+    conv = commands.add_parser("convert", help="speak a source clip in a reference voice")
+    conv.add_argument("--model", required=True,
+                      help="a checkpoints/ name, a model or training-run folder, or a Hub repo id")
+    conv.add_argument("--source", required=True, help="the speech to convert")
+    conv.add_argument("--reference", required=True, nargs="+", help="clip(s) of the target voice")
+    conv.add_argument("--out", required=True, help="output audio file (.wav, .flac, ...)")
+    conv.add_argument("--vocoder", default="griffinlim", help="griffinlim or a vocoder model")
+    conv.add_argument("--device", default="cpu")
+    conv.set_defaults(run=_convert)
     args = parser.parse_args(argv)
     try:
         args.run(args)

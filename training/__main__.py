@@ -1,0 +1,79 @@
+"""python -m training: train a model family, or import released weights.
+
+    python -m training autovc --data corpus/ ../shared/real-speech/librispeech/train-clean-100 \\
+        --config small --steps 2000 --out runs/autovc-small [--resume] [--push-to-hub me/autovc]
+    python -m training import-autovc autovc.ckpt --out checkpoints/autovc-paper
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vc.errors import VoicelabError
+
+FAMILIES = ("autovc", "vqvc", "vqvae")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .config import load_run_config
+    from .loop import Trainer
+    run = load_run_config(args.family, args.config)
+    if args.seed is not None:
+        run.train.seed = args.seed
+    for name in ("batch_size", "checkpoint_every", "sample_every", "validate_every", "log_every"):
+        if getattr(args, name) is not None:
+            setattr(run.train, name, getattr(args, name))
+    folder = Trainer(run, args.data, args.out, args.steps, resume=args.resume,
+                     cache_dir=args.cache, push_to_hub=args.push_to_hub, push_every=args.push_every,
+                     mixed_precision=args.mixed_precision, progress=not args.quiet).train()
+    print(f"published weights: {folder}")
+
+
+def _import_autovc(args: argparse.Namespace) -> None:
+    from vc.models.autovc import import_official_autovc
+    model = import_official_autovc(args.checkpoint)
+    card = {"description": "AutoVC (Qian et al., ICML 2019) with the weights released by its "
+                           "authors, imported into voicelab's format.",
+            "datasets": ["CSTR-Edinburgh/vctk"], "license": "mit",
+            "training": {"source": "official AutoVC release (autovc.ckpt)"}}
+    print(f"imported: {model.save_pretrained(args.out, card=card)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for family in FAMILIES:
+        p = commands.add_parser(family, help=f"train a {family} model")
+        p.set_defaults(run=_train, family=family)
+        p.add_argument("--data", nargs="+", required=True,
+                       help="corpus folders or manifests (VCTK, LibriSpeech/LibriTTS, a folder "
+                            "per speaker, a .jsonl/.csv manifest, a synthetic corpus); mixed")
+        p.add_argument("--config", default="small", help="small, paper, or a .json file")
+        p.add_argument("--steps", type=int, required=True, help="train until this step")
+        p.add_argument("--out", required=True, help="the run folder")
+        p.add_argument("--resume", action="store_true", help="continue the run in --out")
+        p.add_argument("--cache", help="feature cache folder (default: next to --out)")
+        p.add_argument("--push-to-hub", metavar="REPO_ID", help="publish the final weights")
+        p.add_argument("--push-every", type=int, default=0, help="also publish every N steps")
+        p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
+        p.add_argument("--seed", type=int)
+        p.add_argument("--batch-size", type=int)
+        for name in ("checkpoint-every", "sample-every", "validate-every", "log-every"):
+            p.add_argument(f"--{name}", type=int)
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+    imp = commands.add_parser("import-autovc", help="convert the official AutoVC checkpoint")
+    imp.add_argument("checkpoint", help="autovc.ckpt from the paper's repository")
+    imp.add_argument("--out", required=True)
+    imp.set_defaults(run=_import_autovc)
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except (VoicelabError, ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Training settings: one dataclass, named presets per model family, and config files.
+
+A config is `{"model": {...constructor settings...}, "train": {...TrainConfig fields...}}`.
+`--config small` or `--config paper` picks a named preset; `--config FILE.json` reads a file
+whose "model" may name a preset to start from (`"preset": "small"`) and override its settings.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vc.hub import model_class
+
+
+@dataclass
+class TrainConfig:
+    """How a run trains, whatever the model.
+
+    Args:
+        batch_size: segments per step (per process).
+        segment_frames: mel frames per training segment.
+        lr: peak learning rate.
+        schedule: "noam" (linear warm-up, then inverse square root), "cosine" (warm-up,
+            then cosine decay to 0 at `steps`), or "constant" (after warm-up).
+        warmup_steps: steps of linear warm-up.
+        weight_decay: AdamW weight decay.
+        grad_clip: clip the gradient norm to this (0: no clipping).
+        ema_decay: decay of the weight average published as the model (0: publish live weights).
+        log_every, validate_every, sample_every, checkpoint_every: intervals in steps.
+        val_fraction: fraction of speakers held out for validation and samples.
+        seed: seeds the model initialisation, the batches and the split.
+    """
+
+    batch_size: int = 8
+    segment_frames: int = 128
+    lr: float = 1e-3
+    schedule: str = "noam"
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    log_every: int = 10
+    validate_every: int = 250
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("noam", "cosine", "constant"):
+            raise ValueError(f"schedule must be noam, cosine or constant, got {self.schedule!r}")
+        if self.batch_size < 1 or self.segment_frames < 1:
+            raise ValueError("batch_size and segment_frames must be at least 1")
+
+
+# Per family and preset: the training settings that go with the model preset of that name.
+TRAIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "autovc": {"small": dict(lr=1e-3, segment_frames=128),
+               "paper": dict(lr=1e-4, batch_size=2, segment_frames=128, schedule="constant",
+                             warmup_steps=0)},
+    "vqvc": {"small": dict(lr=1e-3, segment_frames=128),
+             "paper": dict(lr=1e-3, batch_size=32, segment_frames=128)},
+    "vqvae": {"small": dict(lr=1e-3, segment_frames=128),
+              "paper": dict(lr=4e-4, batch_size=52, segment_frames=128, schedule="cosine")},
+}
+
+
+@dataclass
+class RunConfig:
+    family: str
+    model: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preset: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "preset": self.preset, "model": self.model,
+                "train": dataclasses.asdict(self.train)}
+
+
+def load_run_config(family: str, name_or_file: str) -> RunConfig:
+    """A preset name ("small", "paper") or a JSON file, resolved for `family`."""
+    cls = model_class(family)
+    path = Path(name_or_file)
+    if path.suffix == ".json" or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"no config file '{path}'; give a preset "
+                                    f"({', '.join(sorted(cls.presets))}) or an existing .json file")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"config file '{path}' is not valid JSON: {error}") from None
+        unknown = set(data) - {"model", "train"}
+        if unknown:
+            raise ValueError(f"config file '{path}' has unknown sections {sorted(unknown)}; "
+                             "use 'model' and 'train'")
+        model = dict(data.get("model", {}))
+        preset = model.pop("preset", None)
+        base = _preset(family, cls, preset) if preset else RunConfig(family)
+        train = {**dataclasses.asdict(base.train), **data.get("train", {})}
+        return RunConfig(family, {**base.model, **model}, _train_config(train, path), preset)
+    return _preset(family, cls, name_or_file)
+
+
+def _preset(family: str, cls: type, name: str) -> RunConfig:
+    if name not in cls.presets:
+        raise ValueError(f"{family} has no preset {name!r}; presets: {', '.join(sorted(cls.presets))}, "
+                         "or give a .json config file")
+    train = TRAIN_PRESETS.get(family, {}).get(name, {})
+    return RunConfig(family, dict(cls.presets[name]), TrainConfig(**train), name)
+
+
+def _train_config(values: dict[str, Any], source: Path) -> TrainConfig:
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"'{source}': unknown train settings {sorted(unknown)}; known: {sorted(known)}")
+    return TrainConfig(**values)

@@ -1,0 +1,154 @@
+"""Front objects: what a user, the web demo and the evaluation harness call.
+
+    converter = VoiceConverter.from_pretrained("autovc-small")     # or a folder, run or repo id
+    audio = converter.convert("me.wav", ["you1.wav", "you2.wav"])  # -> Audio
+    audio.save("me-as-you.wav")
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence, Union
+
+import torch
+
+from .audio import Audio, AudioSource, SpeechLimits, prepare_speech
+from .chunking import process_in_chunks
+from .errors import CheckpointError
+from .hub import load_model
+from .mel import MelConfig, MelSpectrogram
+from .models import ConversionModel
+from .vocoders import GriffinLim
+
+Progress = Callable[[float, str], None]
+
+
+def load_vocoder(spec: Union[str, torch.nn.Module], mel: MelConfig, device: str = "cpu") -> torch.nn.Module:
+    """A vocoder for mels made with `mel`: "griffinlim", a loaded module, or a vocoder model's
+    name/folder/repo. Refuses one trained on other mel settings, naming the differences."""
+    if isinstance(spec, torch.nn.Module):
+        vocoder = spec
+    elif spec in ("griffinlim", "griffin-lim", "gl"):
+        return GriffinLim(mel).to(device)
+    else:
+        vocoder = load_model(spec, device=device)
+    trained_on = getattr(vocoder, "mel", None)
+    if not isinstance(trained_on, MelConfig):
+        raise CheckpointError(f"'{spec}' is not a vocoder (it has no mel settings); give "
+                              "'griffinlim' or a vocoder model")
+    differences = mel.mismatches(trained_on)
+    if differences:
+        raise CheckpointError(
+            f"the vocoder '{spec}' was trained on other mel settings than the model makes: "
+            f"{'; '.join(differences)} (model vs vocoder). Use a vocoder trained on the model's "
+            "mel settings, or 'griffinlim'.")
+    return vocoder
+
+
+def resolve_run_folder(name: Union[str, os.PathLike]) -> Union[str, os.PathLike]:
+    """A training run's folder (RUN_DIR with RUN_DIR/model/) stands for its published weights."""
+    path = Path(name)
+    if path.is_dir() and not (path / "config.json").exists() and (path / "model" / "config.json").exists():
+        return path / "model"
+    return name
+
+
+class VoiceConverter:
+    """Any-to-any voice conversion with one model and one vocoder.
+
+    Args:
+        model: a `ConversionModel` (AutoVC, VQVC+, VQ-VAE).
+        vocoder: "griffinlim", a vocoder model name, or a vocoder module.
+        device: where to run.
+        source_limits, reference_limits: what counts as usable source and reference speech.
+    """
+
+    def __init__(self, model: ConversionModel, vocoder: Union[str, torch.nn.Module] = "griffinlim",
+                 device: str = "cpu", source_limits: SpeechLimits = SpeechLimits(),
+                 reference_limits: SpeechLimits = SpeechLimits(max_duration=120.0)):
+        if not isinstance(model, ConversionModel):
+            raise CheckpointError(f"a {type(model).__name__} is not a voice-conversion model; "
+                                  "give an AutoVC, VQVC+ or VQ-VAE model")
+        self.model = model.to(device).eval()
+        self.mel_config = model.mel
+        self.sample_rate = model.mel.sample_rate
+        self.mel = MelSpectrogram(model.mel).to(device)
+        self.vocoder = load_vocoder(vocoder, model.mel, device)
+        self.device = device
+        self.source_limits, self.reference_limits = source_limits, reference_limits
+        self._speaker_encoder = None
+
+    @classmethod
+    def from_pretrained(cls, name: Union[str, os.PathLike], vocoder: Union[str, torch.nn.Module] = "griffinlim",
+                        device: str = "cpu", revision: str | None = None, **kwargs) -> "VoiceConverter":
+        """Load a model by `checkpoints/` name, folder, training run folder or Hub repo id."""
+        model = load_model(resolve_run_folder(name), revision=revision, device=device)
+        return cls(model, vocoder=vocoder, device=device, **kwargs)
+
+    @property
+    def speaker_encoder(self):
+        if self._speaker_encoder is None:
+            from .speaker import SpeakerEncoder
+            self._speaker_encoder = SpeakerEncoder.pretrained(device=self.device)
+        return self._speaker_encoder
+
+    def _speaker(self, clips: Sequence[Audio]) -> torch.Tensor:
+        mels = [self.mel(c.to_tensor().to(self.device)) for c in clips]
+        embedding = None
+        if self.model.speaker_input == "embedding":
+            embedding = torch.from_numpy(self.speaker_encoder.embed_many(clips)).to(self.device)
+        return self.model.speaker(mels, embedding)
+
+    @torch.inference_mode()
+    def convert_mel(self, mel: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
+                    chunk_frames: int = 1024, overlap_frames: int = 64,
+                    progress: Progress | None = None) -> torch.Tensor:
+        """Convert a mel (n_mels, frames) from speaker `source` to `target` (model speaker
+        vectors), in overlapping chunks cross-faded together so memory stays bounded."""
+        def one(chunk: torch.Tensor) -> torch.Tensor:
+            return self.model.convert(chunk[None], source[None], target[None])[0]
+        return process_in_chunks(mel, one, chunk_frames, overlap_frames,
+                                 progress=_part(progress, 0.0, 0.7, "converting"))
+
+    @torch.inference_mode()
+    def vocode(self, mel: torch.Tensor, chunk_frames: int = 2048, overlap_frames: int = 32,
+               progress: Progress | None = None) -> Audio:
+        hop = self.mel_config.hop_length
+
+        def one(chunk: torch.Tensor) -> torch.Tensor:
+            wav = self.vocoder(chunk)
+            wanted = chunk.shape[-1] * hop
+            return torch.nn.functional.pad(wav, (0, max(0, wanted - wav.shape[-1])))[:wanted]
+        wav = process_in_chunks(mel, one, chunk_frames, overlap_frames, scale=hop, progress=progress)
+        return Audio(wav.float().cpu().numpy(), self.sample_rate)
+
+    def convert(self, source: AudioSource, reference: Union[AudioSource, Sequence[AudioSource]],
+                *, chunk_seconds: float = 16.0, progress: Progress | None = None) -> Audio:
+        """`source` speech re-spoken in the voice of `reference` (one clip or several clips of
+        the target speaker). Paths, `Audio`, or (rate, samples) tuples."""
+        references = list(reference) if isinstance(reference, (list, tuple)) and not \
+            _is_rate_tuple(reference) else [reference]
+        src = prepare_speech(source, self.sample_rate, self.source_limits)
+        refs = [prepare_speech(r, self.sample_rate, self.reference_limits) for r in references]
+        with torch.inference_mode():
+            source_speaker = self._speaker([src])
+            target_speaker = self._speaker(refs)
+            mel = self.mel(src.to_tensor().to(self.device))
+        chunk = max(64, int(chunk_seconds * self.mel_config.frame_rate))
+        converted = self.convert_mel(mel, source_speaker, target_speaker, chunk_frames=chunk,
+                                     overlap_frames=min(64, chunk // 4), progress=progress)
+        audio = self.vocode(converted, progress=_part(progress, 0.7, 1.0, "vocoding"))
+        if progress:
+            progress(1.0, "done")
+        return audio
+
+
+def _is_rate_tuple(value) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], int)
+
+
+def _part(progress: Progress | None, start: float, end: float, what: str) -> Progress | None:
+    """Map a sub-task's 0..1 progress onto [start, end] of the whole."""
+    if progress is None:
+        return None
+    return lambda fraction, _desc="": progress(start + (end - start) * fraction, what)
