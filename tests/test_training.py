@@ -24,8 +24,8 @@ def feature_cache(tmp_path_factory):
 
 
 def train(family, data, out, steps, cache, *extra, config=None):
-    config = config or out.parent / f"{family}-tiny.json"
-    if not config.exists():
+    if config is None:
+        config = out.parent / f"{family}-tiny.json"
         config.write_text(json.dumps({"model": {"preset": "small"},
                                       "train": {"batch_size": 2, "segment_frames": 64,
                                                 "log_every": 1, "validate_every": 2,

@@ -12,7 +12,7 @@ import torch
 class RunLog:
     """Appends one row per logged step to RUN_DIR/log.csv and mirrors it to TensorBoard.
 
-    On resume, rows at or after the resumed step are dropped first: they came from steps
+    On resume, rows after the resumed step are dropped first: they came from steps
     after the last checkpoint, which the resumed run will take again.
     """
 
@@ -21,7 +21,7 @@ class RunLog:
         self.rows: list[dict[str, Any]] = []
         if self.path.exists():
             with open(self.path, newline="") as handle:
-                self.rows = [r for r in csv.DictReader(handle) if int(r["step"]) < start_step]
+                self.rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= start_step]
         self.columns: list[str] = list(self.rows[0]) if self.rows else []
         self._rewrite()
         self.tensorboard = None
