@@ -1,0 +1,123 @@
+"""python -m vc.data COMMAND ...
+
+  build-corpus --out DIR [--voices N] [--sentences M] [--seed S]   render a synthetic corpus
+  describe PATH                                                    speakers, utterances, hours
+  speaker-report PATH [--per-speaker K]                            speaker-encoder distinctness
+  voices [--seed S]                                                the synthetic voice catalogue
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+from vc.errors import VoicelabError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vc.data", description="Speech corpora: build, describe, check.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build-corpus", help="render a multi-speaker corpus with flite, festival and espeak-ng")
+    build.add_argument("--out", required=True, help="output folder (re-running resumes it)")
+    build.add_argument("--voices", type=int, default=30, help="number of synthetic speakers (default 30)")
+    build.add_argument("--sentences", type=int, default=300, help="sentences per speaker (default 300)")
+    build.add_argument("--seed", type=int, default=0, help="picks sentences, voice order and split (default 0)")
+    build.add_argument("--test-fraction", type=float, default=0.2, help="share of speakers held out (default 0.2)")
+    build.add_argument("--parallel-fraction", type=float, default=0.2,
+                       help="share of each speaker's sentences read by every speaker (default 0.2)")
+    build.add_argument("--jobs", type=int, default=None, help="worker processes (default: 2 or the CPU count if less)")
+    build.add_argument("--engines", nargs="+", choices=["flite", "festival", "espeak"], help="only these engines")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    describe = commands.add_parser("describe", help="count speakers and utterances of any supported corpus")
+    describe.add_argument("path", help="corpus folder or manifest")
+    describe.add_argument("--speakers", action="store_true", help="list every speaker")
+
+    report = commands.add_parser("speaker-report", help="speaker-encoder similarity of a corpus's speakers")
+    report.add_argument("path", help="corpus folder or manifest")
+    report.add_argument("--per-speaker", type=int, default=8, help="utterances embedded per speaker (default 8)")
+    report.add_argument("--out", default=None, help="folder for speaker_report.json/.png (default: the corpus folder)")
+    report.add_argument("--seed", type=int, default=0)
+
+    voices = commands.add_parser("voices", help="list the synthetic voices available here, in build order")
+    voices.add_argument("--seed", type=int, default=0)
+
+    args = parser.parse_args(argv)
+    warnings.simplefilter("always")
+    warnings.formatwarning = lambda message, *_args, **_kw: f"warning: {message}\n"
+    try:
+        return {"build-corpus": _build, "describe": _describe, "speaker-report": _report, "voices": _voices}[args.command](args)
+    except VoicelabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _build(args) -> int:
+    from vc.data.build import build_corpus
+
+    start = time.monotonic()
+    result = build_corpus(args.out, voices=args.voices, sentences=args.sentences, seed=args.seed,
+                          test_fraction=args.test_fraction, parallel_fraction=args.parallel_fraction,
+                          jobs=args.jobs, engine_names=args.engines, progress=not args.quiet)
+    elapsed = time.monotonic() - start
+    print(f"{result.manifest}: rendered {result.rendered}, reused {result.reused}, failed {len(result.failed)}"
+          f" in {elapsed:.1f} s")
+    for utt_id, reason in list(result.failed.items())[:10]:
+        print(f"  failed {utt_id}: {reason}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _describe(args) -> int:
+    import soundfile as sf
+
+    from vc.data.readers import read_corpus, speakers_of
+
+    utterances = read_corpus(args.path)
+    counts = speakers_of(utterances)
+    seconds = 0.0
+    for utt in utterances:  # the builder's manifest knows durations; other corpora are measured
+        duration = utt.extra.get("duration")
+        seconds += float(duration) if duration not in (None, "") else sf.info(str(utt.path)).duration
+    corpora = sorted({u.corpus for u in utterances})
+    print(f"{args.path}: {len(utterances)} utterances, {len(counts)} speakers, {seconds / 3600:.2f} h"
+          f" ({', '.join(corpora)})")
+    print(f"  with text: {sum(u.text is not None for u in utterances)},"
+          f" with alignment: {sum(u.alignment is not None for u in utterances)}")
+    splits = sorted({str(u.extra['split']) for u in utterances if 'split' in u.extra})
+    for split in splits:
+        in_split = [u for u in utterances if u.extra.get("split") == split]
+        print(f"  {split}: {len(in_split)} utterances, {len({u.speaker for u in in_split})} speakers")
+    if any(str(u.extra.get("parallel")).lower() == "true" for u in utterances):
+        parallel = {u.extra.get("sentence_id") for u in utterances if str(u.extra.get("parallel")).lower() == "true"}
+        print(f"  parallel sentences (read by every speaker): {len(parallel)}")
+    if args.speakers:
+        for speaker, count in counts.items():
+            print(f"  {speaker}\t{count}")
+    return 0
+
+
+def _report(args) -> int:
+    from vc.data.speaker_report import format_report, speaker_report
+
+    report = speaker_report(args.path, out_dir=args.out, per_speaker=args.per_speaker, seed=args.seed)
+    print(format_report(report))
+    print(f"wrote {report['json']}" + (f" and {report['png']}" if "png" in report else " (no matplotlib: no PNG)"))
+    return 0
+
+
+def _voices(args) -> int:
+    from vc.data import engines
+    from vc.data.voices import voice_catalogue
+
+    for i, voice in enumerate(voice_catalogue(args.seed, engines.available_voices()), 1):
+        effects = (f" shift {voice.shift_cents:+.0f}c f0 x{voice.f0_scale} tempo x{voice.tempo}" if voice.is_variant
+                   else "")
+        print(f"{i:3d} {voice.name:34s} {voice.engine:9s} {voice.voice}{effects}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
