@@ -89,3 +89,21 @@ def test_bad_arguments_are_messages(real_speech, tmp_path, feature_cache):
     result = train("autovc", [real_speech / "vctk"], tmp_path / "run", 1, feature_cache,
                    config=tmp_path / "missing.json")
     assert result.returncode == 2 and "no config file" in result.stderr
+
+
+def test_import_autovc_cli(tmp_path):
+    from test_autovc import official_state_dict
+    official = official_state_dict(dim_neck=4, dim_pre=32, dim_conv=32, dim_lstm=48, dim_postnet=32)
+    torch.save({"model": official}, tmp_path / "autovc.ckpt")
+    result = subprocess.run([sys.executable, "-m", "training", "import-autovc",
+                             str(tmp_path / "autovc.ckpt"), "--out", str(tmp_path / "imported"),
+                             "--freq", "8"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    model = load_model(tmp_path / "imported")
+    assert (model.model_type, model.freq, model.dim_neck) == ("autovc", 8, 4)
+    assert "authors' own speaker encoder" in (tmp_path / "imported" / "README.md").read_text()
+    (tmp_path / "junk.ckpt").write_bytes(b"junk")
+    result = subprocess.run([sys.executable, "-m", "training", "import-autovc",
+                             str(tmp_path / "junk.ckpt"), "--out", str(tmp_path / "x")],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr

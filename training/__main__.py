@@ -31,9 +31,11 @@ def _train(args: argparse.Namespace) -> None:
 
 def _import_autovc(args: argparse.Namespace) -> None:
     from vc.models.autovc import import_official_autovc
-    model = import_official_autovc(args.checkpoint)
+    model = import_official_autovc(args.checkpoint, freq=args.freq)
     card = {"description": "AutoVC (Qian et al., ICML 2019) with the weights released by its "
-                           "authors, imported into voicelab's format.",
+                           "authors, imported into voicelab's format. It was trained with the "
+                           "authors' own speaker encoder, not GE2E/Resemblyzer: expect poor "
+                           "conversions with voicelab's embeddings until fine-tuned.",
             "datasets": ["CSTR-Edinburgh/vctk"], "license": "mit",
             "training": {"source": "official AutoVC release (autovc.ckpt)"}}
     print(f"imported: {model.save_pretrained(args.out, card=card)}")
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     imp = commands.add_parser("import-autovc", help="convert the official AutoVC checkpoint")
     imp.add_argument("checkpoint", help="autovc.ckpt from the paper's repository")
     imp.add_argument("--out", required=True)
+    imp.add_argument("--freq", type=int, default=32,
+                     help="the code down-sampling factor it was trained with (not in the file)")
     imp.set_defaults(run=_import_autovc)
     args = parser.parse_args(argv)
     try:
