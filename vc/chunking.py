@@ -10,20 +10,24 @@ from typing import Callable
 import torch
 
 
-def chunk_starts(length: int, chunk: int, overlap: int) -> list[int]:
-    """Start indices of chunks of `chunk` items overlapping by `overlap` that cover `length`."""
+def chunk_starts(length: int, chunk: int, overlap: int, align: int = 1) -> list[int]:
+    """Start indices of chunks of `chunk` items overlapping by at least `overlap` that cover
+    `length`; every start is a multiple of `align` (a model's down-sampling factor, so each
+    chunk sees the same code grid as the whole sequence)."""
     if chunk <= overlap:
         raise ValueError(f"chunk ({chunk}) must be longer than overlap ({overlap})")
     if length <= chunk:
         return [0]
-    step = chunk - overlap
+    step = max(align, (chunk - overlap) // align * align)
     starts = list(range(0, length - chunk, step))
-    starts.append(length - chunk)  # the last chunk ends exactly at the end
+    last = (length - chunk) // align * align  # the last chunk reaches the end (or just short)
+    if last > starts[-1]:
+        starts.append(last)
     return starts
 
 
 def process_in_chunks(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], chunk: int,
-                      overlap: int, scale: int = 1,
+                      overlap: int, scale: int = 1, align: int = 1,
                       progress: Callable[[float, str], None] | None = None) -> torch.Tensor:
     """Apply `fn` to overlapping chunks of `x` along its last axis and cross-fade the results.
 
@@ -32,17 +36,18 @@ def process_in_chunks(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor
         fn: maps a chunk (..., n) to (..., n * scale).
         chunk, overlap: chunk length and overlap, in items of `x`.
         scale: output items per input item (e.g. the hop length when fn is a vocoder).
+        align: chunk starts are multiples of this.
         progress: called with the fraction done after each chunk.
 
     Returns:
         (..., T * scale); equal to fn(x) when T <= chunk.
     """
     length = x.shape[-1]
-    starts = chunk_starts(length, chunk, overlap)
+    starts = chunk_starts(length, chunk, overlap, align)
     out = None
     previous_end = 0
     for index, start in enumerate(starts):
-        end = min(start + chunk, length)
+        end = length if index == len(starts) - 1 else min(start + chunk, length)
         y = fn(x[..., start:end])
         if y.shape[-1] != (end - start) * scale:
             raise ValueError(f"chunk function returned {y.shape[-1]} items for {end - start} "

@@ -108,6 +108,7 @@ class VoiceConverter:
         def one(chunk: torch.Tensor) -> torch.Tensor:
             return self.model.convert(chunk[None], source[None], target[None])[0]
         return process_in_chunks(mel, one, chunk_frames, overlap_frames,
+                                 align=self.model.frame_multiple,
                                  progress=_part(progress, 0.0, 0.7, "converting"))
 
     @torch.inference_mode()

@@ -29,17 +29,17 @@ class GriffinLim(nn.Module):
     def __init__(self, mel: MelConfig | Mapping[str, Any], n_iter: int = 32,
                  momentum: float = 0.99, power: float = 1.0, seed: int = 0):
         super().__init__()
-        self.mel = MelSpectrogram(mel)
-        self.config = self.mel.config
+        self.mel_fn = MelSpectrogram(mel)
+        self.mel = self.config = self.mel_fn.config  # vocoders expose their MelConfig as .mel
         self.n_iter, self.momentum, self.power, self.seed = n_iter, momentum, power, seed
         self.sample_rate = self.config.sample_rate
 
     def mel_to_linear(self, mel: torch.Tensor, steps: int = 30) -> torch.Tensor:
         """Linear magnitudes (B, n_fft//2+1, frames) whose mel projection best fits `mel`."""
-        target = self.mel.decompress(mel)
+        target = self.mel_fn.decompress(mel)
         if self.config.power != 1.0:
             target = target.clamp_min(0).pow(1.0 / self.config.power)
-        basis = self.mel.filterbank
+        basis = self.mel_fn.filterbank
         # Start from the pseudo-inverse, then projected gradient descent keeps it non-negative.
         spec = torch.linalg.pinv(basis) @ target
         spec = spec.clamp_min(1e-8)
@@ -64,7 +64,7 @@ class GriffinLim(nn.Module):
         angles = torch.polar(torch.ones_like(magnitude), phase.to(magnitude.device))
         length = (magnitude.shape[-1] - 1) * c.hop_length if c.center else None
         stft_args = dict(n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length or c.n_fft,
-                         window=self.mel.window, center=c.center)
+                         window=self.mel_fn.window, center=c.center)
         previous = torch.zeros_like(angles)
         wav = None
         for _ in range(self.n_iter):
