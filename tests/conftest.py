@@ -33,3 +33,28 @@ def test_other(real_speech) -> dict[str, list[Path]]:
 def speaker_encoder():
     from vc.speaker import SpeakerEncoder
     return SpeakerEncoder.pretrained()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small models gain nothing from intra-op threads, and on a shared 2-core machine a second
+    torch thread spin-waiting at every time step makes training 10-100x slower."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def fit(model, batch, steps: int, lr: float = 3e-3) -> list[tuple[float, dict]]:
+    """Train `model` on one fixed batch with Adam; the (loss, parts) of every step."""
+    import torch
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for _ in range(steps):
+        loss, parts = model.loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append((loss.item(), parts))
+    return history

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from conftest import fit
 from torch.nn import functional as F
 
 from vc.errors import CheckpointError
@@ -22,14 +24,7 @@ TINY = dict(dim_neck=8, dim_emb=256, dim_pre=64, freq=8, dim_conv=64, dim_lstm=9
             dim_postnet=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny LSTMs gain nothing from intra-op threads, and on a shared 2-core machine a second
-    thread waiting at every per-time-step barrier makes training 10-100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def unit_embeddings(batch: int, dim: int = 256, seed: int = 0) -> torch.Tensor:
@@ -154,14 +149,7 @@ def speech_batch(test_other, speaker_encoder):
 def test_tiny_model_overfits_real_speech(speech_batch):
     torch.manual_seed(0)
     model = AutoVC(**TINY)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    history = []
-    for _ in range(60):
-        loss, parts = model.loss(speech_batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.append(parts["recon"])
+    history = [parts["recon"] for _, parts in fit(model, speech_batch, 60)]
     assert history[-1] < 0.2 * history[0], history[::10]
     # Well below what predicting the batch's mean log-mel level would score.
     assert history[-1] < 0.6 * float(speech_batch["mel"].var()), history[::10]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import fit
 from vc.audio import prepare_speech
 from vc.chunking import chunk_starts
 from vc.errors import CheckpointError
@@ -26,12 +27,7 @@ def long_mel(test_other):
     return torch.cat([mel_fn(prepare_speech(f, 16000).to_tensor()) for f in files], dim=-1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("family", sorted(TOLERANCE))
@@ -44,12 +40,7 @@ def test_chunked_conversion_equals_whole_away_from_seams(family, long_mel):
     segments = torch.stack([long_mel[:, i:i + 128] for i in range(0, long_mel.shape[-1] - 128, 160)][:8])
     batch = {"mel": segments, "embedding": embedding.expand(len(segments), 256),
              "speaker": torch.zeros(len(segments), dtype=torch.long)}
-    optimizer = torch.optim.Adam(model.parameters(), 2e-3)
-    for _ in range(20):
-        loss, _ = model.loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit(model, batch, 20, lr=2e-3)
     converter = VoiceConverter(model.eval())
     source = model.speaker([long_mel[:, :300]], embedding)
     target = model.speaker([long_mel[:, -300:]], embedding)

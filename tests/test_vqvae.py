@@ -6,6 +6,8 @@ import math
 import pytest
 import torch
 
+from conftest import fit
+
 from vc.audio import prepare_speech
 from vc.mel import MelConfig, MelSpectrogram
 from vc.models.vqvae import VQVAE, VQVAECodes
@@ -16,14 +18,7 @@ TINY = dict(encoder_channels=64, encoder_blocks=1, codebook_size=32, code_dim=16
 FRAMES = 128
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The test machine's two cores are shared; a second torch thread spin-waits on a busy
-    # core and makes small GRU steps many times slower, so these tests use one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -134,14 +129,7 @@ def test_targets_change_the_output(speech):
 def test_tiny_model_overfits_real_speech(speech):
     torch.manual_seed(0)
     model = VQVAE(**TINY)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    history = []
-    for _ in range(60):
-        loss, logs = model.loss(speech)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.append((loss.item(), logs))
+    history = fit(model, speech, 60)
     first, last = history[0], history[-1]
     assert last[0] < 0.6 * first[0]
     assert last[1]["recon"] < 0.6 * first[1]["recon"]

@@ -6,11 +6,15 @@ import json
 import pytest
 import torch
 
+from conftest import fit
+
 from vc.audio import prepare_speech
 from vc.hub import load_model
 from vc.mel import MelConfig, MelSpectrogram
 from vc.models.quantize import VectorQuantizer, code_perplexity
 from vc.models.vqvc import VQVC, mel_statistics
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 FRAMES = 128
 # A tiny model: trains in seconds on two cores.
@@ -35,15 +39,8 @@ def trained(speech_mels):
     model = VQVC(**TINY)
     model.set_normalization(*mel_statistics(mels))
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(60):
-        loss, parts = model.loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(parts["recon"])
-    return model.eval(), losses, parts
+    history = fit(model, batch, 60)
+    return model.eval(), [parts["recon"] for _, parts in history], history[-1][1]
 
 
 # ------------------------------------------------------------------ quantiser
