@@ -2,7 +2,10 @@
 
     python -m training autovc --data corpus/ ../shared/real-speech/librispeech/train-clean-100 \\
         --config small --steps 2000 --out runs/autovc-small [--resume] [--push-to-hub me/autovc]
+    python -m training hifigan --data corpus/ --config fast --steps 20000 --out runs/hifigan-fast \
+        [--mels-from runs/vqvc-small]
     python -m training import-autovc autovc.ckpt --out checkpoints/autovc-paper
+    python -m training import-hifigan g_02500000 --config config.json --out checkpoints/hifigan-v1
 """
 from __future__ import annotations
 
@@ -12,20 +15,27 @@ import sys
 from vc.errors import VoicelabError
 
 FAMILIES = ("autovc", "vqvc", "vqvae")
+VOCODERS = ("hifigan",)
 
 
 def _train(args: argparse.Namespace) -> None:
     from .config import load_run_config
-    from .loop import Trainer
     run = load_run_config(args.family, args.config)
     if args.seed is not None:
         run.train.seed = args.seed
     for name in ("batch_size", "checkpoint_every", "sample_every", "validate_every", "log_every"):
         if getattr(args, name) is not None:
             setattr(run.train, name, getattr(args, name))
-    folder = Trainer(run, args.data, args.out, args.steps, resume=args.resume,
-                     cache_dir=args.cache, push_to_hub=args.push_to_hub, push_every=args.push_every,
-                     mixed_precision=args.mixed_precision, progress=not args.quiet).train()
+    options = dict(resume=args.resume, cache_dir=args.cache, push_to_hub=args.push_to_hub,
+                   push_every=args.push_every, mixed_precision=args.mixed_precision,
+                   progress=not args.quiet)
+    if args.family in VOCODERS:
+        from .vocoder_loop import VocoderTrainer
+        trainer = VocoderTrainer(run, args.data, args.out, args.steps, mels_from=args.mels_from, **options)
+    else:
+        from .loop import Trainer
+        trainer = Trainer(run, args.data, args.out, args.steps, **options)
+    folder = trainer.train()
     print(f"published weights: {folder}")
 
 
@@ -41,17 +51,33 @@ def _import_autovc(args: argparse.Namespace) -> None:
     print(f"imported: {model.save_pretrained(args.out, card=card)}")
 
 
+def _import_hifigan(args: argparse.Namespace) -> None:
+    from vc.vocoders.hifigan import import_official_hifigan
+    model = import_official_hifigan(args.checkpoint, args.config)
+    card = {"description": "HiFi-GAN generator (Kong et al., NeurIPS 2020) with officially "
+                           "released weights, imported into voicelab's format.",
+            "license": "mit", "training": {"source": f"official HiFi-GAN release ({args.checkpoint})"}}
+    print(f"imported: {model.save_pretrained(args.out, card=card)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    for family in FAMILIES:
-        p = commands.add_parser(family, help=f"train a {family} model")
+    for family in FAMILIES + VOCODERS:
+        vocoder = family in VOCODERS
+        p = commands.add_parser(family, help=f"train a {family} {'vocoder' if vocoder else 'model'}")
         p.set_defaults(run=_train, family=family)
         p.add_argument("--data", nargs="+", required=True,
                        help="corpus folders or manifests (VCTK, LibriSpeech/LibriTTS, a folder "
                             "per speaker, a .jsonl/.csv manifest, a synthetic corpus); mixed")
-        p.add_argument("--config", default="small", help="small, paper, or a .json file")
+        p.add_argument("--config", default="fast" if vocoder else "small",
+                       help="tiny, fast, v3, v2, v1, or a .json file" if vocoder
+                       else "small, paper, or a .json file")
+        if vocoder:
+            p.add_argument("--mels-from", metavar="RUN_OR_MODEL",
+                           help="train on this conversion model's reconstructions of the training "
+                                "utterances instead of their true mels (fine-tuning)")
         p.add_argument("--steps", type=int, required=True, help="train until this step")
         p.add_argument("--out", required=True, help="the run folder")
         p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -70,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--freq", type=int, default=32,
                      help="the code down-sampling factor it was trained with (not in the file)")
     imp.set_defaults(run=_import_autovc)
+    hifi = commands.add_parser("import-hifigan", help="convert an official HiFi-GAN generator")
+    hifi.add_argument("checkpoint", help="the generator file (a dict with a 'generator' state dict)")
+    hifi.add_argument("--config", required=True, help="the config.json released with it")
+    hifi.add_argument("--out", required=True)
+    hifi.set_defaults(run=_import_hifigan)
     args = parser.parse_args(argv)
     try:
         args.run(args)

@@ -56,6 +56,38 @@ class TrainConfig:
             raise ValueError("batch_size and segment_frames must be at least 1")
 
 
+@dataclass
+class VocoderTrainConfig(TrainConfig):
+    """How a vocoder trains: HiFi-GAN's settings by default (8192-sample segments, AdamW with
+    betas 0.8/0.99 at 2e-4, mel loss x45 plus adversarial and feature-matching losses).
+
+    Args:
+        adversarial_start: train the generator on the mel loss alone until this step, then add
+            the discriminators (a cheap warm-up where GAN steps are costly, as on a CPU).
+        discriminator_width: scales every discriminator channel count (1.0: as published).
+        mel_loss_weight: weight of the multi-resolution log-mel L1.
+        adam_beta1, adam_beta2: AdamW betas for generator and discriminators.
+    """
+
+    batch_size: int = 16
+    segment_frames: int = 32
+    lr: float = 2e-4
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    grad_clip: float = 0.0
+    ema_decay: float = 0.0
+    log_every: int = 50
+    validate_every: int = 500
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    adversarial_start: int = 0
+    discriminator_width: float = 1.0
+    mel_loss_weight: float = 45.0
+    adam_beta1: float = 0.8
+    adam_beta2: float = 0.99
+
+
 # Per family and preset: the training settings that go with the model preset of that name.
 TRAIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "autovc": {"small": dict(lr=1e-3, segment_frames=128),
@@ -65,7 +97,12 @@ TRAIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
              "paper": dict(lr=1e-3, batch_size=32, segment_frames=128)},
     "vqvae": {"small": dict(lr=1e-3, segment_frames=128),
               "paper": dict(lr=4e-4, batch_size=52, segment_frames=128, schedule="cosine")},
+    # v1-v3 as published; tiny and fast with quarter-width discriminators for CPUs.
+    "hifigan": {"v1": {}, "v2": {}, "v3": {},
+                "tiny": dict(lr=5e-4, discriminator_width=0.25),
+                "fast": dict(lr=5e-4, discriminator_width=0.25)},
 }
+TRAIN_CLASSES: dict[str, type[TrainConfig]] = {"hifigan": VocoderTrainConfig}
 
 
 @dataclass
@@ -98,9 +135,10 @@ def load_run_config(family: str, name_or_file: str) -> RunConfig:
                              "use 'model' and 'train'")
         model = dict(data.get("model", {}))
         preset = model.pop("preset", None)
-        base = _preset(family, cls, preset) if preset else RunConfig(family)
+        base = _preset(family, cls, preset) if preset else RunConfig(
+            family, train=TRAIN_CLASSES.get(family, TrainConfig)())
         train = {**dataclasses.asdict(base.train), **data.get("train", {})}
-        return RunConfig(family, {**base.model, **model}, _train_config(train, path), preset)
+        return RunConfig(family, {**base.model, **model}, _train_config(family, train, path), preset)
     return _preset(family, cls, name_or_file)
 
 
@@ -109,12 +147,13 @@ def _preset(family: str, cls: type, name: str) -> RunConfig:
         raise ValueError(f"{family} has no preset {name!r}; presets: {', '.join(sorted(cls.presets))}, "
                          "or give a .json config file")
     train = TRAIN_PRESETS.get(family, {}).get(name, {})
-    return RunConfig(family, dict(cls.presets[name]), TrainConfig(**train), name)
+    return RunConfig(family, dict(cls.presets[name]), TRAIN_CLASSES.get(family, TrainConfig)(**train), name)
 
 
-def _train_config(values: dict[str, Any], source: Path) -> TrainConfig:
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+def _train_config(family: str, values: dict[str, Any], source: Path) -> TrainConfig:
+    cls = TRAIN_CLASSES.get(family, TrainConfig)
+    known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"'{source}': unknown train settings {sorted(unknown)}; known: {sorted(known)}")
-    return TrainConfig(**values)
+    return cls(**values)

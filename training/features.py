@@ -35,13 +35,13 @@ class UtteranceFeatures:
     speaker_index: int
 
 
-def _cache_key(path: Path, mel: MelConfig) -> str:
+def cache_key(path: Path, mel: MelConfig) -> str:
     stat = path.stat()
     ident = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, mel.to_dict()])
     return hashlib.sha1(ident.encode()).hexdigest()
 
 
-def _save_atomically(path: Path, **arrays: np.ndarray) -> None:
+def save_atomically(path: Path, **arrays: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
@@ -64,7 +64,7 @@ def compute_features(utterances: Sequence[Utterance], mel: MelConfig, cache_dir:
     index = {s: i for i, s in enumerate(speakers)}
     features, skipped = [], []
     for utt in tqdm(utterances, desc="features", unit="utt", disable=not progress):
-        entry = cache / f"{_cache_key(utt.path, mel)}.npz"
+        entry = cache / f"{cache_key(utt.path, mel)}.npz"
         if entry.exists():
             try:
                 with np.load(entry) as data:
@@ -84,7 +84,7 @@ def compute_features(utterances: Sequence[Utterance], mel: MelConfig, cache_dir:
             continue
         with torch.inference_mode():
             frames = mel_fn(audio.to_tensor()).numpy()
-        _save_atomically(entry, mel=frames, embedding=embedding)
+        save_atomically(entry, mel=frames, embedding=embedding)
         features.append(UtteranceFeatures(utt, torch.from_numpy(frames),
                                           torch.from_numpy(embedding), index[utt.speaker]))
     if skipped:

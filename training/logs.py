@@ -60,8 +60,12 @@ class RunLog:
             self.tensorboard.close()
 
 
-def plot_losses(log: RunLog, path: Path) -> Path | None:
-    """Training and validation reconstruction loss against step, as a PNG."""
+DEFAULT_CURVES = (("loss", "train loss"), ("recon", "train recon"), ("val_recon", "validation recon"))
+
+
+def plot_losses(log: RunLog, path: Path, *curves: tuple[str, str]) -> Path | None:
+    """Logged columns against step, as a PNG: `curves` are (column, label) pairs (by default
+    training and validation reconstruction loss)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -69,8 +73,7 @@ def plot_losses(log: RunLog, path: Path) -> Path | None:
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    for column, label in (("loss", "train loss"), ("recon", "train recon"),
-                          ("val_recon", "validation recon")):
+    for column, label in curves or DEFAULT_CURVES:
         steps, values = log.series(column)
         if steps:
             ax.plot(steps, values, label=label, marker="o" if column.startswith("val") else None)

@@ -33,6 +33,9 @@ from .features import SegmentBatches, UtteranceFeatures, compute_features
 from .logs import RunLog, plot_losses, plot_mels
 
 VALIDATION_BATCHES = 4
+# Training settings a model card lists.
+CARD_SETTINGS = ("batch_size", "segment_frames", "lr", "schedule", "adversarial_start",
+                 "discriminator_width")
 DATASET_IDS = {"librispeech": "openslr/librispeech_asr", "vctk": "CSTR-Edinburgh/vctk",
                "libritts": "mythicinfinity/libritts"}
 
@@ -102,24 +105,44 @@ class Trainer:
         self.config = run.train
 
     # ------------------------------------------------------------------ setup
+    #: run_config.json entries a resumed run must share with the run it continues.
+    IDENTITY_KEYS: tuple[str, ...] = ("family", "model")
+
+    def _identity(self) -> dict[str, Any]:
+        """What run_config.json records about the run."""
+        return {**self.run.to_dict(), "data": self.data}
+
     def _check_run_folder(self) -> dict[str, Any] | None:
         self.out.mkdir(parents=True, exist_ok=True)
         state = load_resume_state(self.out)
         saved = self.out / "run_config.json"
+        now = self._identity()
         if state is not None and not self.resume:
             raise CheckpointError(
                 f"'{self.out}' already holds a run at step {state['step']}; pass --resume to "
                 "continue it, or choose another --out")
         if state is not None and saved.exists():
             before = json.loads(saved.read_text())
-            now = self.run.to_dict()
-            if before["family"] != now["family"] or before["model"] != now["model"]:
+            changed = [k for k in self.IDENTITY_KEYS if before.get(k) != now.get(k)]
+            if changed:
+                names = ", ".join("--mels-from" if k == "mels_from" else k for k in changed)
                 raise CheckpointError(
-                    f"'{self.out}' was trained with other model settings ({saved}); resume with "
-                    "the same --config, or choose another --out")
+                    f"'{self.out}' was trained with other settings ({names}; see {saved}); "
+                    "resume with the same ones, or choose another --out")
         if self.accelerator.is_main_process:
-            saved.write_text(json.dumps({**self.run.to_dict(), "data": self.data}, indent=2) + "\n")
+            saved.write_text(json.dumps(now, indent=2) + "\n")
         return state
+
+    def _push(self, done: int) -> None:
+        """Publish RUN_DIR/model at the end, and every `push_every` steps if asked."""
+        if not self.push_repo or not self.accelerator.is_main_process:
+            return
+        if done == self.steps:
+            push_to_hub(self.out / "model", self.push_repo, token=self.hub_token,
+                        commit_message=f"voicelab training: {self.steps} steps")
+        elif self.push_every and done % self.push_every == 0:
+            push_to_hub(self.out / "model", self.push_repo, token=self.hub_token,
+                        commit_message=f"step {done}")
 
     def _build_model(self, n_speakers: int) -> ConversionModel:
         cls = model_class(self.run.family)
@@ -206,16 +229,10 @@ class Trainer:
                 self.write_sample(ema, done)
             if done % cfg.checkpoint_every == 0 or done == self.steps:
                 self.checkpoint(live, ema, optimizer, scheduler, done, log)
-                if self.push_repo and self.push_every and done % self.push_every == 0 \
-                        and done != self.steps and acc.is_main_process:
-                    push_to_hub(self.out / "model", self.push_repo, token=self.hub_token,
-                                commit_message=f"step {done}")
+                self._push(done)
         bar.close()
         if log is not None:
             log.close()
-        if self.push_repo and acc.is_main_process:
-            push_to_hub(self.out / "model", self.push_repo, token=self.hub_token,
-                        commit_message=f"voicelab training: {self.steps} steps")
         return self.out / "model"
 
     # ------------------------------------------------------------- periodic work
@@ -272,20 +289,25 @@ class Trainer:
         if log is not None:
             plot_losses(log, self.out / "loss.png")
 
-    def card_fields(self, step: int, log: RunLog | None) -> dict[str, Any]:
+    def card_fields(self, step: int, log: RunLog | None, description: str | None = None,
+                    columns: Sequence[str] = ("recon", "val_recon"),
+                    **extra_training: Any) -> dict[str, Any]:
+        """Model-card fields: datasets and licence from the corpora, the training settings,
+        and the last value of each logged `columns`."""
         kinds = sorted({name.split("-")[0] for name in self.corpora})
-        datasets = [DATASET_IDS[k] for k in kinds if k in DATASET_IDS]
+        real = [k for k in kinds if k in DATASET_IDS]
+        train = self.run.to_dict()["train"]
         training: dict[str, Any] = {"steps": step, "data": ", ".join(self.data),
                                     "speakers": len(self.speakers), "preset": self.run.preset,
-                                    **{k: v for k, v in self.run.to_dict()["train"].items()
-                                       if k in ("batch_size", "segment_frames", "lr", "schedule")}}
+                                    **extra_training,
+                                    **{k: v for k, v in train.items() if k in CARD_SETTINGS}}
         if log is not None:
-            for column in ("recon", "val_recon"):
+            for column in columns:
                 steps, values = log.series(column)
                 if values:
                     training[f"final {column}"] = round(values[-1], 5)
-        real = [k for k in kinds if k in DATASET_IDS]
-        return {"description": _summary(self.run.family), "datasets": datasets,
+        return {"description": description or _summary(self.run.family),
+                "datasets": [DATASET_IDS[k] for k in real],
                 "license": "cc-by-4.0" if real else "mit", "training": training,
                 "repo_id": self.push_repo}
 

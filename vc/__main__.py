@@ -17,14 +17,21 @@ def _similarity(args: argparse.Namespace) -> None:
 
 
 def _resynthesize(args: argparse.Namespace) -> None:
+    import torch
     from .audio import Audio, prepare_speech
     from .mel import MelConfig, MelSpectrogram
+    from .pipeline import load_vocoder
     from .vocoders import GriffinLim
-    config = MelConfig()
+    if args.vocoder in ("griffinlim", "gl"):
+        vocoder = GriffinLim(MelConfig(), n_iter=args.iterations)
+    else:  # a trained vocoder brings its own mel settings
+        vocoder = load_vocoder(args.vocoder)
+    config = vocoder.mel
     clip = prepare_speech(args.source, config.sample_rate)
-    mel = MelSpectrogram(config)(clip.to_tensor())
-    wav = GriffinLim(config, n_iter=args.iterations)(mel)
-    out = Audio(wav.numpy(), config.sample_rate).save(args.out)
+    with torch.inference_mode():
+        mel = MelSpectrogram(config)(clip.to_tensor())
+        wav = vocoder.generate(mel) if hasattr(vocoder, "generate") else vocoder(mel)
+    out = Audio(wav.float().numpy(), config.sample_rate).save(args.out)
     print(f"wrote {out} ({len(wav) / config.sample_rate:.2f} s)")
 
 
@@ -45,10 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     sim = commands.add_parser("similarity", help="speaker-encoder cosine between clips")
     sim.add_argument("clips", nargs="+", help="two or more audio files")
     sim.set_defaults(run=_similarity)
-    gl = commands.add_parser("resynthesize", help="mel + Griffin-Lim round trip of a clip")
+    gl = commands.add_parser("resynthesize", help="mel + vocoder round trip of a clip")
     gl.add_argument("source")
     gl.add_argument("--out", required=True)
-    gl.add_argument("--iterations", type=int, default=32)
+    gl.add_argument("--vocoder", default="griffinlim",
+                    help="griffinlim, or a vocoder's checkpoints/ name, folder, run or repo id")
+    gl.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
     gl.set_defaults(run=_resynthesize)
     conv = commands.add_parser("convert", help="speak a source clip in a reference voice")
     conv.add_argument("--model", required=True,

@@ -23,20 +23,22 @@ from .vocoders import GriffinLim
 Progress = Callable[[float, str], None]
 
 
-def load_vocoder(spec: Union[str, torch.nn.Module], mel: MelConfig, device: str = "cpu") -> torch.nn.Module:
+def load_vocoder(spec: Union[str, os.PathLike, torch.nn.Module], mel: MelConfig | None = None,
+                 device: str = "cpu") -> torch.nn.Module:
     """A vocoder for mels made with `mel`: "griffinlim", a loaded module, or a vocoder model's
-    name/folder/repo. Refuses one trained on other mel settings, naming the differences."""
+    name/folder/repo. Refuses one trained on other mel settings, naming the differences
+    (`mel=None` takes a trained vocoder's own settings, and the default ones for Griffin-Lim)."""
     if isinstance(spec, torch.nn.Module):
         vocoder = spec
     elif spec in ("griffinlim", "griffin-lim", "gl"):
-        return GriffinLim(mel).to(device)
+        return GriffinLim(mel or MelConfig()).to(device)
     else:
-        vocoder = load_model(spec, device=device)
+        vocoder = load_model(resolve_run_folder(spec), device=device).eval()
     trained_on = getattr(vocoder, "mel", None)
-    if not isinstance(trained_on, MelConfig):
-        raise CheckpointError(f"'{spec}' is not a vocoder (it has no mel settings); give "
-                              "'griffinlim' or a vocoder model")
-    differences = mel.mismatches(trained_on)
+    if not isinstance(trained_on, MelConfig) or isinstance(vocoder, ConversionModel):
+        raise CheckpointError(f"'{spec}' is not a vocoder ({type(vocoder).__name__}); give "
+                              "'griffinlim' or a vocoder model such as a HiFi-GAN")
+    differences = mel.mismatches(trained_on) if mel is not None else []
     if differences:
         raise CheckpointError(
             f"the vocoder '{spec}' was trained on other mel settings than the model makes: "
@@ -112,7 +114,7 @@ class VoiceConverter:
                                  progress=_part(progress, 0.0, 0.7, "converting"))
 
     @torch.inference_mode()
-    def vocode(self, mel: torch.Tensor, chunk_frames: int = 2048, overlap_frames: int = 32,
+    def vocode(self, mel: torch.Tensor, chunk_frames: int = 2048, overlap_frames: int = 64,
                progress: Progress | None = None) -> Audio:
         hop = self.mel_config.hop_length
 

@@ -64,6 +64,8 @@ class HubModel(nn.Module):
     model_type: ClassVar[str | None] = None
     pipeline_tag: ClassVar[str | None] = None
     card_tags: ClassVar[tuple[str, ...]] = ()
+    #: named constructor settings, e.g. {"small": {...}, "paper": {...}}.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     init_kwargs: dict[str, Any]
 
@@ -87,6 +89,13 @@ class HubModel(nn.Module):
             recorded = dict(kwargs)  # __init__ will raise the real error
         object.__setattr__(self, "init_kwargs", recorded)
         return self
+
+    @classmethod
+    def from_preset(cls: type[M], name: str, **overrides: Any) -> M:
+        """A fresh model built from a named preset, with any settings overridden."""
+        if name not in cls.presets:
+            raise ValueError(f"{cls.__name__} has no preset {name!r}; presets: {sorted(cls.presets)}")
+        return cls(**{**cls.presets[name], **overrides})
 
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict[str, Any]:

@@ -51,16 +51,7 @@ class ConversionModel(HubModel):
     speaker_input: ClassVar[str] = "embedding"
     #: the number of frames a mel's length must be a multiple of (down-sampling factor).
     frame_multiple: int = 1
-    #: named constructor settings, e.g. {"small": {...}, "paper": {...}}.
-    presets: ClassVar[dict[str, dict[str, Any]]] = {}
     mel: MelConfig
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "ConversionModel":
-        """A fresh model built from a named preset, with any settings overridden."""
-        if name not in cls.presets:
-            raise ValueError(f"{cls.__name__} has no preset {name!r}; presets: {sorted(cls.presets)}")
-        return cls(**{**cls.presets[name], **overrides})
 
     def speaker(self, mels: Sequence[torch.Tensor], embedding: torch.Tensor | None) -> torch.Tensor:
         """Speaker representation (D,) from reference mels [(n_mels, frames), ...] and/or their

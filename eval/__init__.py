@@ -1,0 +1,1 @@
+"""voicelab's evaluation harness: metrics, protocols, runner and reports."""

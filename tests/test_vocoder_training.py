@@ -1,0 +1,168 @@
+"""Vocoder training: HiFi-GAN's losses on known answers, a real overfit, and the CLI run as a user
+runs it (GAN phase, exact resume, generator-only publishing, --mels-from, import-hifigan)."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+from training.gan import (
+    Discriminators, MultiResolutionMelLoss, discriminator_loss, feature_matching_loss,
+    generator_adversarial_loss,
+)
+from vc.audio import load_audio, prepare_speech
+from vc.hub import load_model
+from vc.mel import MelConfig, MelSpectrogram
+from vc.pipeline import VoiceConverter, load_vocoder
+from vc.vocoders import HiFiGAN
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_gan_losses_on_known_answers():
+    ones, zeros = torch.ones(2, 5), torch.zeros(2, 5)
+    feats = [torch.randn(2, 3, 4)]
+    assert discriminator_loss([(ones, feats)], [(zeros, feats)]).item() == 0.0
+    assert discriminator_loss([(zeros, feats)], [(ones, feats)]).item() == 2.0
+    assert generator_adversarial_loss([(ones, feats)]).item() == 0.0
+    assert feature_matching_loss([(ones, feats)], [(ones, feats)]).item() == 0.0
+    shifted = [f + 0.5 for f in feats]
+    assert feature_matching_loss([(ones, feats)], [(ones, shifted)]).item() == pytest.approx(1.0)
+    wav = torch.randn(2, 4096) * 0.1
+    loss = MultiResolutionMelLoss(MelConfig())
+    assert loss(wav, wav).item() == 0.0 and loss(wav * 0.5, wav).item() > 0.5
+
+
+def test_discriminators_judge_every_period_and_scale():
+    d = Discriminators(width=0.125)
+    outputs = d(torch.randn(2, 4096))
+    assert len(outputs) == 5 + 3  # periods 2, 3, 5, 7, 11 and three scales
+    for score, features in outputs:
+        assert score.shape[0] == 2 and len(features) >= 6
+
+
+def test_generator_learns_a_real_clip(real_speech):
+    """The fast preset, mel loss only, on one real utterance: the loss must fall to under half
+    of where it started."""
+    torch.manual_seed(0)
+    mel_config = MelConfig()
+    clip = prepare_speech(sorted((real_speech / "vctk" / "p225").glob("*.wav"))[0], 16000)
+    wav = clip.to_tensor()[: 64 * 256 * 2].reshape(2, -1)
+    mel = MelSpectrogram(mel_config)(wav)[..., :64]
+    model = HiFiGAN.from_preset("fast")
+    loss_fn = MultiResolutionMelLoss(mel_config)
+    optimizer = torch.optim.AdamW(model.parameters(), 1e-3, betas=(0.8, 0.99))
+    history = []
+    for _ in range(150):
+        loss = loss_fn(model(mel), wav)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    assert history[-1] < 0.5 * history[0]
+
+
+# ------------------------------------------------------------------------------------- the CLI
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("vocoder-features")
+
+
+def train(data, out, steps, cache, *extra, preset="tiny", adversarial_start=2):
+    config = out.parent / f"hifigan-{preset}-test.json"
+    config.write_text(json.dumps({"model": {"preset": preset}, "train": {
+        "batch_size": 2, "segment_frames": 16, "log_every": 1, "validate_every": 2,
+        "sample_every": 2, "checkpoint_every": 2, "adversarial_start": adversarial_start,
+        "discriminator_width": 0.125}}))
+    command = [sys.executable, "-m", "training", "hifigan", "--data", *map(str, data),
+               "--config", str(config), "--steps", str(steps), "--out", str(out),
+               "--cache", str(cache), "--quiet", *extra]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def logged(run_dir):
+    with open(run_dir / "log.csv", newline="") as handle:
+        return {int(r["step"]): (float(r["loss"]), r["d_loss"]) for r in csv.DictReader(handle)}
+
+
+def test_train_with_discriminators_resume_and_publish(real_speech, tmp_path, feature_cache):
+    data = [real_speech / "vctk"]
+    whole = tmp_path / "whole"
+    result = train(data, whole, 4, feature_cache)
+    assert result.returncode == 0, result.stderr[-3000:]
+    split = tmp_path / "split"
+    assert train(data, split, 2, feature_cache).returncode == 0
+    refused = train(data, split, 4, feature_cache)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = train(data, split, 4, feature_cache, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # Steps 1-2 train on the mel loss alone, 3-4 with the discriminators; resuming in between
+    # reproduces the uninterrupted run step for step.
+    whole_log, split_log = logged(whole), logged(split)
+    assert sorted(whole_log) == [1, 2, 3, 4]
+    assert [whole_log[s][1] == "" for s in (1, 2, 3, 4)] == [True, True, False, False]
+    assert [split_log[s][0] for s in range(1, 5)] == pytest.approx(
+        [whole_log[s][0] for s in range(1, 5)], rel=1e-5)
+
+    # The published folder holds the generator only; the discriminators live in resume.pt.
+    published = sorted(p.name for p in (whole / "model").iterdir())
+    assert published == ["README.md", "config.json", "model.safetensors"]
+    state = torch.load(whole / "resume.pt", weights_only=True)
+    assert {"generator", "discriminators", "opt_g", "opt_d", "step"} <= set(state)
+    for name in ("loss.png", "samples/step0000004.wav", "samples/step0000004.png"):
+        assert (whole / name).exists(), name
+    assert "val_mel_l1" in open(whole / "log.csv").readline()
+    assert "HiFi-GAN" in (whole / "model" / "README.md").read_text()
+
+    # A run folder is a vocoder for the converter, the CLI and load_vocoder.
+    vocoder = load_vocoder(whole, MelConfig())
+    assert isinstance(vocoder, HiFiGAN)
+    source = sorted((real_speech / "vctk" / "p225").glob("*.wav"))[0]
+    out = tmp_path / "resynth.wav"
+    cli = subprocess.run([sys.executable, "-m", "vc", "resynthesize", str(source), "--out", str(out),
+                          "--vocoder", str(whole)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert abs(load_audio(out).duration - prepare_speech(source, 16000).duration) < 0.05
+
+
+def test_fine_tune_on_a_conversion_models_mels(real_speech, tmp_path, feature_cache):
+    from vc.models.vqvc import VQVC
+    torch.manual_seed(0)
+    converter_dir = VQVC.from_preset("small").save_pretrained(tmp_path / "vqvc")
+    run = tmp_path / "gta"
+    result = train([real_speech / "vctk"], run, 2, feature_cache, "--mels-from", str(converter_dir),
+                   preset="fast", adversarial_start=10)
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = json.loads((run / "run_config.json").read_text())
+    assert saved["mels_from"] == str(converter_dir)
+    assert "reconstructed by" in (run / "model" / "README.md").read_text()
+    # The vocoder it makes goes with that converter.
+    converter = VoiceConverter.from_pretrained(converter_dir, vocoder=str(run))
+    assert isinstance(converter.vocoder, HiFiGAN)
+    # Resuming with other input mels would mix two trainings: refused.
+    other = train([real_speech / "vctk"], run, 4, feature_cache, "--resume", preset="fast",
+                  adversarial_start=10)
+    assert other.returncode == 2 and "--mels-from" in other.stderr
+    # A model with other mel settings cannot feed this vocoder.
+    foreign = VQVC.from_preset("small", mel=MelConfig(n_mels=64)).save_pretrained(tmp_path / "v64")
+    bad = train([real_speech / "vctk"], tmp_path / "bad", 2, feature_cache, "--mels-from", str(foreign),
+                preset="fast")
+    assert bad.returncode == 2 and "n_mels" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_import_hifigan_cli(tmp_path):
+    from test_hifigan import OFFICIAL_CONFIG, _OfficialGenerator
+    torch.manual_seed(0)
+    torch.save({"generator": _OfficialGenerator(OFFICIAL_CONFIG).state_dict()}, tmp_path / "g_00100000")
+    (tmp_path / "config.json").write_text(json.dumps(OFFICIAL_CONFIG))
+    result = subprocess.run([sys.executable, "-m", "training", "import-hifigan", str(tmp_path / "g_00100000"),
+                             "--config", str(tmp_path / "config.json"), "--out", str(tmp_path / "imported")],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    model = load_model(tmp_path / "imported")
+    assert model.model_type == "hifigan" and model.mel.sample_rate == 22050

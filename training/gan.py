@@ -1,0 +1,163 @@
+"""HiFi-GAN's discriminators and losses (Kong et al., 2020), used only for training vocoders.
+
+- Multi-period discriminator (MPD): the waveform folded into 2-D with periods 2, 3, 5, 7, 11,
+  each judged by 2-D convolutions along time, so periodic structure is checked at each period.
+- Multi-scale discriminator (MSD): 1-D convolution stacks on the raw, x2- and x4-average-pooled
+  waveform; the first uses spectral norm, the others weight norm.
+- Losses: least-squares GAN, L1 feature matching over every discriminator layer, and L1 on
+  log-mels (weighted 45 as published), here averaged over several STFT resolutions.
+
+`width` scales every channel count: 1.0 is the paper; narrower discriminators make CPU training
+feasible at some cost in what they can catch.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+
+from vc.mel import MelConfig, MelSpectrogram
+
+LRELU_SLOPE = 0.1
+Features = list[torch.Tensor]
+
+
+def _scaled(channels: Sequence[int], width: float) -> list[int]:
+    return [max(4, int(round(c * width))) for c in channels]
+
+
+class PeriodDiscriminator(nn.Module):
+    def __init__(self, period: int, width: float = 1.0):
+        super().__init__()
+        self.period = period
+        ch = _scaled([32, 128, 512, 1024, 1024], width)
+        ins = [1] + ch[:-1]
+        self.convs = nn.ModuleList(
+            weight_norm(nn.Conv2d(i, o, (5, 1), (3 if n < 4 else 1, 1), padding=(2, 0)))
+            for n, (i, o) in enumerate(zip(ins, ch)))
+        self.conv_post = weight_norm(nn.Conv2d(ch[-1], 1, (3, 1), 1, padding=(1, 0)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Features]:
+        b, c, t = x.shape
+        if t % self.period:
+            x = F.pad(x, (0, self.period - t % self.period), "reflect")
+        x = x.view(b, c, -1, self.period)
+        features = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), LRELU_SLOPE)
+            features.append(x)
+        x = self.conv_post(x)
+        features.append(x)
+        return x.flatten(1), features
+
+
+class ScaleDiscriminator(nn.Module):
+    def __init__(self, spectral: bool = False, width: float = 1.0):
+        super().__init__()
+        norm = spectral_norm if spectral else weight_norm
+        ch = _scaled([128, 128, 256, 512, 1024, 1024, 1024], width)
+        specs = [(1, ch[0], 15, 1, 1), (ch[0], ch[1], 41, 2, 4), (ch[1], ch[2], 41, 2, 16),
+                 (ch[2], ch[3], 41, 4, 16), (ch[3], ch[4], 41, 4, 16), (ch[4], ch[5], 41, 1, 16),
+                 (ch[5], ch[6], 5, 1, 1)]
+        self.convs = nn.ModuleList(
+            norm(nn.Conv1d(i, o, k, s, groups=min(g, i, o) if _divides(g, i, o) else 1,
+                           padding=k // 2)) for i, o, k, s, g in specs)
+        self.conv_post = norm(nn.Conv1d(ch[6], 1, 3, 1, padding=1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Features]:
+        features = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), LRELU_SLOPE)
+            features.append(x)
+        x = self.conv_post(x)
+        features.append(x)
+        return x.flatten(1), features
+
+
+def _divides(groups: int, channels_in: int, channels_out: int) -> bool:
+    g = min(groups, channels_in, channels_out)
+    return channels_in % g == 0 and channels_out % g == 0
+
+
+class MultiPeriodDiscriminator(nn.Module):
+    def __init__(self, periods: Sequence[int] = (2, 3, 5, 7, 11), width: float = 1.0):
+        super().__init__()
+        self.discriminators = nn.ModuleList(PeriodDiscriminator(p, width) for p in periods)
+
+    def forward(self, wav: torch.Tensor) -> list[tuple[torch.Tensor, Features]]:
+        return [d(wav) for d in self.discriminators]
+
+
+class MultiScaleDiscriminator(nn.Module):
+    def __init__(self, scales: int = 3, width: float = 1.0):
+        super().__init__()
+        self.discriminators = nn.ModuleList(
+            ScaleDiscriminator(spectral=i == 0, width=width) for i in range(scales))
+        self.pool = nn.AvgPool1d(4, 2, padding=2)
+
+    def forward(self, wav: torch.Tensor) -> list[tuple[torch.Tensor, Features]]:
+        outputs = []
+        for i, d in enumerate(self.discriminators):
+            if i:
+                wav = self.pool(wav)
+            outputs.append(d(wav))
+        return outputs
+
+
+class Discriminators(nn.Module):
+    """MPD + MSD behind one call: waveform (B, T) -> every sub-discriminator's (score, features)."""
+
+    def __init__(self, periods: Sequence[int] = (2, 3, 5, 7, 11), scales: int = 3,
+                 width: float = 1.0):
+        super().__init__()
+        self.mpd = MultiPeriodDiscriminator(periods, width)
+        self.msd = MultiScaleDiscriminator(scales, width)
+
+    def forward(self, wav: torch.Tensor) -> list[tuple[torch.Tensor, Features]]:
+        x = wav.unsqueeze(1)
+        return self.mpd(x) + self.msd(x)
+
+
+def discriminator_loss(real: list[tuple[torch.Tensor, Features]],
+                       fake: list[tuple[torch.Tensor, Features]]) -> torch.Tensor:
+    """Least squares: real scores pulled to 1, generated ones to 0."""
+    return sum(torch.mean((1 - r) ** 2) + torch.mean(f ** 2) for (r, _), (f, _) in zip(real, fake))
+
+
+def generator_adversarial_loss(fake: list[tuple[torch.Tensor, Features]]) -> torch.Tensor:
+    return sum(torch.mean((1 - f) ** 2) for f, _ in fake)
+
+
+def feature_matching_loss(real: list[tuple[torch.Tensor, Features]],
+                          fake: list[tuple[torch.Tensor, Features]]) -> torch.Tensor:
+    """L1 between the discriminators' layer outputs on real and generated audio (x2 as published)."""
+    total = 0.0
+    for (_, real_features), (_, fake_features) in zip(real, fake):
+        for r, f in zip(real_features, fake_features):
+            total = total + torch.mean(torch.abs(r.detach() - f))
+    return 2 * total
+
+
+class MultiResolutionMelLoss(nn.Module):
+    """Mean L1 between log-mels of two waveforms at several STFT resolutions.
+
+    The middle resolution is the vocoder's own mel (HiFi-GAN's single mel loss, with fmax at
+    Nyquist as the official `fmax_for_loss`); a shorter and a longer window add time and
+    frequency detail that a single resolution lets phase errors hide from.
+    """
+
+    def __init__(self, mel: MelConfig, resolutions: Sequence[tuple[int, int, int]] | None = None):
+        super().__init__()
+        if resolutions is None:
+            n, h, m = mel.n_fft, mel.hop_length, mel.n_mels
+            resolutions = [(n // 4, h // 4, m // 2), (n, h, m), (n * 2, h * 2, m * 2)]
+        self.mels = nn.ModuleList(
+            MelSpectrogram(MelConfig(sample_rate=mel.sample_rate, n_fft=n, hop_length=h,
+                                     n_mels=min(m, n // 2), fmax=None, compression="log"))
+            for n, h, m in resolutions)
+
+    def forward(self, generated: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return sum(F.l1_loss(mel(generated), mel(real)) for mel in self.mels) / len(self.mels)

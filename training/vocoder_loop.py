@@ -1,0 +1,237 @@
+"""The vocoder training loop: a generator against HiFi-GAN's discriminators, on `accelerate`.
+
+    VocoderTrainer(run_config, data=["corpus/"], out="runs/hifigan", steps=20000).train()
+
+Each step updates the discriminators on real and generated audio, then the generator on the
+multi-resolution mel loss plus adversarial and feature-matching losses (mel loss alone before
+`adversarial_start`). The resume state (generator, discriminators, both optimizers,
+step, RNG) is written atomically apart from the publishable generator-only weights
+in RUN_DIR/model/, so the published folder stays a few MB while a run can always continue.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from vc.audio import Audio
+from vc.data import split_by_speaker
+from vc.hub import model_class
+from vc.mel import MelSpectrogram
+
+from .checkpoint import rng_state, save_resume_state, set_rng_state
+from .config import RunConfig
+from .features import compute_features
+from .gan import (
+    Discriminators, MultiResolutionMelLoss, discriminator_loss, feature_matching_loss,
+    generator_adversarial_loss,
+)
+from .logs import RunLog, plot_losses, plot_mels
+from .loop import Trainer, load_utterances, lr_factor, update_ema
+from .vocoder_data import (
+    VocoderBatches, VocoderItem, load_mel_model, load_waveforms, reconstructed_mels, vocoder_items,
+)
+
+VALIDATION_ITEMS = 8
+SAMPLE_SECONDS = 4.0
+
+
+class VocoderTrainer(Trainer):
+    """Trains a vocoder; arguments as `training.loop.Trainer`, plus `mels_from` (a conversion
+    model run, folder or repo whose reconstructions replace the ground-truth input mels)."""
+
+    IDENTITY_KEYS = ("family", "model", "mels_from")
+
+    def __init__(self, run: RunConfig, data: Sequence[str], out: str | Path, steps: int, *,
+                 mels_from: str | None = None, **options: Any):
+        super().__init__(run, data, out, steps, **options)
+        self.mels_from = mels_from
+
+    def _identity(self) -> dict[str, Any]:
+        return {**super()._identity(), "mels_from": self.mels_from}
+
+    def _prepare_data(self, generator) -> VocoderBatches:
+        cfg, mel = self.config, generator.mel
+        show = self.progress and self.accelerator.is_main_process
+        utterances = load_utterances(self.data)
+        self.corpora = sorted({u.corpus for u in utterances})
+        train_utts, val_utts = split_by_speaker(utterances, cfg.val_fraction, cfg.seed)
+        features, self.speakers = compute_features(train_utts + val_utts, mel, self.cache_dir,
+                                                   progress=show)
+        waves = load_waveforms(features, mel, self.cache_dir, progress=show)
+        mels = None
+        if self.mels_from:
+            mels = reconstructed_mels(load_mel_model(self.mels_from, mel), features, progress=show)
+        items = vocoder_items(features, waves, mels)
+        val_ids = {u.path for u in val_utts}
+        train = [i for i, f in zip(items, features) if f.utterance.path not in val_ids]
+        val = [i for i, f in zip(items, features) if f.utterance.path in val_ids]
+        silence = math.log(mel.log_floor) if mel.compression == "log" else 0.0
+        hop, rank = mel.hop_length, self.accelerator.process_index
+        self.sample_item = (val or train)[0]
+        self.val_items = val[::max(1, len(val) // VALIDATION_ITEMS)][:VALIDATION_ITEMS]
+        return VocoderBatches(train, cfg.segment_frames, cfg.batch_size, hop, cfg.seed, silence, rank)
+
+    def train(self) -> Path:
+        """Run to `steps`; returns the folder of the published generator (RUN_DIR/model)."""
+        cfg, acc = self.config, self.accelerator
+        state = self._check_run_folder()
+        torch.manual_seed(cfg.seed)
+        generator = model_class(self.run.family)(**self.run.model)
+        discriminators = Discriminators(width=cfg.discriminator_width)
+        batches = self._prepare_data(generator)
+        betas = (cfg.adam_beta1, cfg.adam_beta2)
+        opt_g = torch.optim.AdamW(generator.parameters(), cfg.lr, betas, weight_decay=cfg.weight_decay)
+        opt_d = torch.optim.AdamW(discriminators.parameters(), cfg.lr, betas, weight_decay=cfg.weight_decay)
+        ema = copy.deepcopy(generator).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
+        start = 0
+        if state is not None:
+            generator.load_weights(state["generator"], source="resume state (generator)")
+            discriminators.load_state_dict(state["discriminators"], strict=True)
+            if ema is not None:
+                ema.load_weights(state["ema"], source="resume state (EMA)")
+            opt_g.load_state_dict(state["opt_g"])
+            opt_d.load_state_dict(state["opt_d"])
+            set_rng_state(state["rng"])
+            start = int(state["step"])
+        mel_loss_fn = MultiResolutionMelLoss(generator.mel).to(acc.device)
+        generator, discriminators, opt_g, opt_d = acc.prepare(generator, discriminators, opt_g, opt_d)
+        if ema is not None:
+            ema.to(acc.device)
+        log = RunLog(self.out, start) if acc.is_main_process else None
+        bar = tqdm(total=self.steps, initial=start, desc=f"train {self.run.family}", unit="step",
+                   disable=not (self.progress and acc.is_main_process))
+        generator.train()
+        discriminators.train()
+        tick, tick_step = time.perf_counter(), start
+        for step in range(start, self.steps):
+            # The learning rate is a function of the step alone, so a resumed run needs no
+            # scheduler state (and the discriminators' idle warm-up steps need no special case).
+            lr = cfg.lr * lr_factor(step, cfg, self.steps)
+            for group in opt_g.param_groups + opt_d.param_groups:
+                group["lr"] = lr
+            batch = batches.batch(step)
+            mel, wav = batch["mel"].to(acc.device), batch["wav"].to(acc.device)
+            fake = generator(mel)
+            parts: dict[str, float] = {}
+            adversarial = step >= cfg.adversarial_start
+            if adversarial:
+                d_loss = discriminator_loss(discriminators(wav), discriminators(fake.detach()))
+                acc.backward(d_loss)
+                self._clip(discriminators)
+                opt_d.step()
+                opt_d.zero_grad(set_to_none=True)
+                parts["d_loss"] = d_loss.item()
+            mel_loss = mel_loss_fn(fake, wav)
+            loss = cfg.mel_loss_weight * mel_loss
+            if adversarial:
+                with torch.no_grad():
+                    real_out = discriminators(wav)
+                fake_out = discriminators(fake)
+                adv, fm = generator_adversarial_loss(fake_out), feature_matching_loss(real_out, fake_out)
+                loss = loss + adv + fm
+                parts.update(adv=adv.item(), fm=fm.item())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"the loss became {loss.item()} at step {step + 1}; lower the learning rate "
+                    f"(now {lr:.2e}) or resume from the last checkpoint")
+            acc.backward(loss)
+            self._clip(generator)
+            opt_g.step()
+            opt_g.zero_grad(set_to_none=True)
+            live = acc.unwrap_model(generator)
+            if ema is not None:
+                update_ema(ema, live, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            done = step + 1
+            if log is not None and (done % cfg.log_every == 0 or done == self.steps):
+                now = time.perf_counter()
+                rate = (done - tick_step) / max(now - tick, 1e-9)
+                tick, tick_step = now, done
+                values = {"loss": loss.item(), "mel": mel_loss.item(), **parts,
+                          "lr": lr, "steps_per_s": rate}
+                if self.val_items and (done % cfg.validate_every == 0 or done == self.steps):
+                    values.update(self.validate(live, self.val_items))
+                log.write(done, values)
+                bar.set_postfix(mel=f"{values['mel']:.3f}", steps_s=f"{rate:.2f}")
+            bar.update(1)
+            published = ema if ema is not None else live
+            if acc.is_main_process and (done % cfg.sample_every == 0 or done == self.steps):
+                self.write_sample(published, done)
+            if done % cfg.checkpoint_every == 0 or done == self.steps:
+                self.checkpoint(live, ema, acc.unwrap_model(discriminators), (opt_g, opt_d),
+                                done, log)
+                self._push(done)
+        bar.close()
+        if log is not None:
+            log.close()
+        return self.out / "model"
+
+    def _clip(self, module) -> None:
+        if self.config.grad_clip > 0:
+            self.accelerator.clip_grad_norm_(module.parameters(), self.config.grad_clip)
+
+    @torch.no_grad()
+    def validate(self, generator, items: Sequence[VocoderItem]) -> dict[str, float]:
+        """Log-mel L1 (the vocoder's own mel settings) between held-out utterances and their
+        resynthesis. Whole utterances, cut to a few seconds: no padded digital silence, whose
+        log floor would swamp the figure."""
+        was_training = generator.training
+        generator.eval()
+        device = self.accelerator.device
+        mel_fn = MelSpectrogram(generator.mel).to(device)
+        hop, frames = generator.mel.hop_length, int(SAMPLE_SECONDS * generator.mel.frame_rate)
+        total = 0.0
+        for item in items:
+            n = min(frames, item.mel.shape[-1], item.wav.shape[-1] // hop)
+            fake = generator(item.mel[None, :, :n].to(device))
+            real = item.wav[None, :n * hop].to(device)
+            total += F.l1_loss(mel_fn(fake), mel_fn(real)).item() / len(items)
+        generator.train(was_training)
+        return {"val_mel_l1": total}
+
+    @torch.no_grad()
+    def write_sample(self, generator, step: int) -> None:
+        """A held-out utterance (its first seconds) resynthesised: a wav and a PNG of the mels."""
+        item = self.sample_item
+        frames = int(SAMPLE_SECONDS * generator.mel.frame_rate)
+        mel = item.mel[:, :frames].to(self.accelerator.device)
+        was_training = generator.training
+        generator.eval()
+        wav = generator(mel[None])[0].float().cpu()
+        generator.train(was_training)
+        folder = self.out / "samples"
+        folder.mkdir(exist_ok=True)
+        Audio(wav.numpy(), generator.mel.sample_rate).save(folder / f"step{step:07d}.wav")
+        again = MelSpectrogram(generator.mel)(wav)
+        plot_mels({f"input mel ({item.name})": mel.cpu(), f"mel of the vocoder's output, step {step}": again},
+                  folder / f"step{step:07d}.png", generator.mel.frame_rate)
+
+    def checkpoint(self, live, ema, discriminators, optimizers, step: int, log: RunLog | None) -> None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if not acc.is_main_process:
+            return
+        opt_g, opt_d = optimizers
+        state = {"step": step, "generator": live.state_dict(),
+                 "discriminators": discriminators.state_dict(), "opt_g": opt_g.state_dict(),
+                 "opt_d": opt_d.state_dict(), "rng": rng_state(), "run": self.run.to_dict()}
+        if ema is not None:
+            state["ema"] = ema.state_dict()
+        save_resume_state(self.out, state)
+        (ema if ema is not None else live).save_pretrained(self.out / "model",
+                                                           card=self.card_fields(step, log))
+        if log is not None:
+            plot_losses(log, self.out / "loss.png", ("mel", "train mel loss"),
+                        ("val_mel_l1", "validation mel L1"))
+
+    def card_fields(self, step: int, log: RunLog | None, **_: Any) -> dict[str, Any]:
+        source = f"reconstructed by {self.mels_from}" if self.mels_from else "ground truth"
+        description = ("HiFi-GAN vocoder (Kong et al., 2020): log-mel frames to waveform, "
+                       f"{self.run.preset or 'custom'} settings.")
+        return super().card_fields(step, log, description, ("val_mel_l1",), **{"input mels": source})
