@@ -39,10 +39,13 @@ from vc.vocoders import GriffinLim, HiFiGAN  # noqa: E402
 PRESETS = ("tiny", "fast", "v3", "v2", "v1")
 
 
-def speed(vocoder, mel: torch.Tensor, repeats: int) -> float:
-    """Seconds of audio per second of compute: the median of `repeats` timed runs after a warm-up."""
+def speed(vocoder, mel: torch.Tensor, repeats: int, compiled: bool = False) -> float:
+    """Seconds of audio per second of compute: the median of `repeats` timed runs after a
+    warm-up (which, with `compiled`, includes torch.compile's compilation)."""
     seconds = mel.shape[-1] * vocoder.mel.hop_length / vocoder.mel.sample_rate
     run = vocoder.generate if hasattr(vocoder, "generate") else vocoder
+    if compiled:
+        run = torch.compile(vocoder)
     with torch.inference_mode():
         run(mel)
         times = []
@@ -97,6 +100,28 @@ def quality(vocoders: dict, clips: list[Path], mel_config: MelConfig, encoder: S
             for name, metrics in rows.items()}
 
 
+def write_card(folder: Path, name: str, results: dict) -> None:
+    """The vocoder's resynthesis figures per set as Hub model-index results of its card."""
+    from vc.hub import update_model_card_metrics
+    blocks = []
+    for set_name, table in results["quality"].items():
+        ours, gl = table[name], table["griffinlim-32"]
+        blocks.append({"dataset": {"type": set_name, "name": f"{set_name} ({ours['n']} clips, resynthesis)"},
+                       "metrics": [
+                           {"type": "mel_l1", "value": round(ours["mel_l1"], 4),
+                            "name": f"log-mel L1 (Griffin-Lim-32: {gl['mel_l1']:.4f})"},
+                           {"type": "mcd", "value": round(ours["mcd"], 3),
+                            "name": f"MCD dB, DTW (Griffin-Lim-32: {gl['mcd']:.3f})"},
+                           {"type": "speaker_cosine", "value": round(ours["speaker_cos"], 4),
+                            "name": f"GE2E cosine to the original (Griffin-Lim-32: {gl['speaker_cos']:.4f})"}]})
+    speed_block = {"dataset": {"type": "speed", "name": f"10 s of speech, {results['machine']}"},
+                   "metrics": [{"type": "speed", "value": round(results["speed"][name], 1),
+                                "name": "seconds of audio per second of compute (Griffin-Lim-32: "
+                                        f"{results['speed']['griffinlim-32']:.1f})"}]}
+    update_model_card_metrics(folder, blocks + [speed_block])
+    print(f"updated the model card in {folder}")
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -133,6 +158,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the speed-test mel")
+    parser.add_argument("--skip-speed", action="store_true", help="quality figures only")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile'd versions of the tiny and fast presets")
+    parser.add_argument("--write-card", action="store_true",
+                        help="write each trained vocoder's quality figures into its model card")
     parser.add_argument("--out", default="runs/vocoder-benchmark")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -158,8 +188,16 @@ def main() -> None:
     contenders.update({f"hifigan-{p} (untrained)": HiFiGAN.from_preset(p).eval() for p in PRESETS})
     contenders.update(trained)
     for name, vocoder in contenders.items():
+        if args.skip_speed:
+            break
         results["speed"][name] = speed(vocoder, mel, args.repeats)
         print(f"speed  {name:32s} {results['speed'][name]:8.1f}x real time")
+    if args.compile and not args.skip_speed:
+        for preset in ("tiny", "fast"):
+            name = f"hifigan-{preset} (untrained, torch.compile)"
+            results["speed"][name] = speed(contenders[f"hifigan-{preset} (untrained)"], mel,
+                                           args.repeats, compiled=True)
+            print(f"speed  {name:32s} {results['speed'][name]:8.1f}x real time")
 
     if args.sets:
         encoder = SpeakerEncoder.pretrained()
@@ -189,6 +227,9 @@ def main() -> None:
     (out / "results.md").write_text("\n".join(lines) + "\n")
     if results["quality"]:
         plot(results, out / "results.png")
+    if args.write_card:
+        for spec in args.vocoders:
+            write_card(Path(resolve_run_folder(spec)), spec, results)
     print(f"wrote {out / 'results.md'}")
 
 

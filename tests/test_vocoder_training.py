@@ -12,8 +12,8 @@ import torch
 
 from conftest import REPO
 from training.gan import (
-    Discriminators, MultiResolutionMelLoss, discriminator_loss, feature_matching_loss,
-    generator_adversarial_loss,
+    Discriminators, MultiResolutionMelLoss, SpectrumLoss, discriminator_loss,
+    feature_matching_loss, generator_adversarial_loss,
 )
 from vc.audio import load_audio, prepare_speech
 from vc.hub import load_model
@@ -36,6 +36,21 @@ def test_gan_losses_on_known_answers():
     wav = torch.randn(2, 4096) * 0.1
     loss = MultiResolutionMelLoss(MelConfig())
     assert loss(wav, wav).item() == 0.0 and loss(wav * 0.5, wav).item() > 0.5
+
+
+def test_spectrum_loss_on_known_answers():
+    wav = torch.randn(2, 4096) * 0.1
+    spec = torch.stft(wav, 1024, 256, window=torch.hann_window(1024), center=True,
+                      return_complex=True)[..., :16]
+    log_magnitude, phase = spec.abs().clamp_min(1e-5).log(), spec.angle()
+    loss = SpectrumLoss(1024, 256)
+    magnitude, phase_error = loss(log_magnitude, phase, wav[:, :16 * 256])
+    assert magnitude.item() == pytest.approx(0.0, abs=1e-6) and phase_error.item() == pytest.approx(0.0, abs=1e-4)
+    # Whole turns are no error; a constant offset is an instantaneous-phase error only.
+    assert loss(log_magnitude, phase + 2 * torch.pi, wav)[1].item() == pytest.approx(0.0, abs=1e-4)
+    shifted = loss(log_magnitude, phase + torch.pi / 2, wav)[1].item()
+    assert shifted == pytest.approx(torch.pi / 2, abs=1e-3)
+    assert loss(log_magnitude + 1.0, phase, wav)[0].item() == pytest.approx(1.0, abs=1e-4)
 
 
 def test_discriminators_judge_every_period_and_scale():
@@ -78,7 +93,7 @@ def train(data, out, steps, cache, *extra, preset="tiny", adversarial_start=2):
     config.write_text(json.dumps({"model": {"preset": preset}, "train": {
         "batch_size": 2, "segment_frames": 16, "log_every": 1, "validate_every": 2,
         "sample_every": 2, "checkpoint_every": 2, "adversarial_start": adversarial_start,
-        "discriminator_width": 0.125}}))
+        "discriminator_width": 0.125, "magnitude_loss_weight": 45.0, "phase_loss_weight": 100.0}}))
     command = [sys.executable, "-m", "training", "hifigan", "--data", *map(str, data),
                "--config", str(config), "--steps", str(steps), "--out", str(out),
                "--cache", str(cache), "--quiet", *extra]
@@ -140,6 +155,8 @@ def test_fine_tune_on_a_conversion_models_mels(real_speech, tmp_path, feature_ca
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.loads((run / "run_config.json").read_text())
     assert saved["mels_from"] == str(converter_dir)
+    with open(run / "log.csv", newline="") as handle:  # the inverse-STFT head's direct losses
+        assert {"magnitude", "phase"} <= set(next(csv.DictReader(handle)))
     assert "reconstructed by" in (run / "model" / "README.md").read_text()
     # The vocoder it makes goes with that converter.
     converter = VoiceConverter.from_pretrained(converter_dir, vocoder=str(run))

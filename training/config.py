@@ -66,6 +66,8 @@ class VocoderTrainConfig(TrainConfig):
             the discriminators (a cheap warm-up where GAN steps are costly, as on a CPU).
         discriminator_width: scales every discriminator channel count (1.0: as published).
         mel_loss_weight: weight of the multi-resolution log-mel L1.
+        magnitude_loss_weight, phase_loss_weight: for inverse-STFT heads, weights of the direct
+            log-magnitude and phase losses (APNet's 45 and 100; 0 turns them off).
         adam_beta1, adam_beta2: AdamW betas for generator and discriminators.
     """
 
@@ -84,6 +86,8 @@ class VocoderTrainConfig(TrainConfig):
     adversarial_start: int = 0
     discriminator_width: float = 1.0
     mel_loss_weight: float = 45.0
+    magnitude_loss_weight: float = 0.0
+    phase_loss_weight: float = 0.0
     adam_beta1: float = 0.8
     adam_beta2: float = 0.99
 
@@ -97,10 +101,12 @@ TRAIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
              "paper": dict(lr=1e-3, batch_size=32, segment_frames=128)},
     "vqvae": {"small": dict(lr=1e-3, segment_frames=128),
               "paper": dict(lr=4e-4, batch_size=52, segment_frames=128, schedule="cosine")},
-    # v1-v3 as published; tiny and fast with quarter-width discriminators for CPUs.
+    # v1-v3 as published; tiny and fast with quarter-width discriminators for CPUs. The fast
+    # preset sees ~50 frames either side, so it trains on segments several times that long:
+    # on 32-frame segments every frame is near an edge and whole utterances come out wrong.
     "hifigan": {"v1": {}, "v2": {}, "v3": {},
                 "tiny": dict(lr=5e-4, discriminator_width=0.25),
-                "fast": dict(lr=5e-4, discriminator_width=0.25)},
+                "fast": dict(lr=5e-4, discriminator_width=0.25, segment_frames=128, batch_size=8)},
 }
 TRAIN_CLASSES: dict[str, type[TrainConfig]] = {"hifigan": VocoderTrainConfig}
 

@@ -161,3 +161,36 @@ class MultiResolutionMelLoss(nn.Module):
 
     def forward(self, generated: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         return sum(F.l1_loss(mel(generated), mel(real)) for mel in self.mels) / len(self.mels)
+
+
+def anti_wrapping(x: torch.Tensor) -> torch.Tensor:
+    """|x| after wrapping it into [-pi, pi]: the distance between two angles."""
+    return torch.abs(x - 2 * torch.pi * torch.round(x / (2 * torch.pi)))
+
+
+class SpectrumLoss(nn.Module):
+    """Direct supervision of an inverse-STFT head (APNet, Ai & Ling 2023): log-magnitude MSE
+    plus anti-wrapped phase errors (instantaneous phase, group delay along frequency,
+    instantaneous frequency along time) against the STFT of the real waveform at the head's
+    own STFT settings. Learning phase from a mel loss alone is slow; this teaches it directly.
+
+    Returns (magnitude loss, phase loss).
+    """
+
+    def __init__(self, n_fft: int, hop: int):
+        super().__init__()
+        self.n_fft, self.hop = n_fft, hop
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, log_magnitude: torch.Tensor, phase: torch.Tensor,
+                wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        real = torch.stft(wav, self.n_fft, self.hop, window=self.window, center=True,
+                          return_complex=True)[..., :log_magnitude.shape[-1]]
+        true_log = torch.log(real.abs().clamp_min(1e-5))
+        true_phase = torch.angle(real)
+        magnitude = F.mse_loss(log_magnitude, true_log)
+        d_phase = phase - true_phase
+        phase_loss = (anti_wrapping(d_phase).mean()
+                      + anti_wrapping(torch.diff(phase, dim=1) - torch.diff(true_phase, dim=1)).mean()
+                      + anti_wrapping(torch.diff(phase, dim=2) - torch.diff(true_phase, dim=2)).mean())
+        return magnitude, phase_loss

@@ -29,8 +29,8 @@ from .checkpoint import rng_state, save_resume_state, set_rng_state
 from .config import RunConfig
 from .features import compute_features
 from .gan import (
-    Discriminators, MultiResolutionMelLoss, discriminator_loss, feature_matching_loss,
-    generator_adversarial_loss,
+    Discriminators, MultiResolutionMelLoss, SpectrumLoss, discriminator_loss,
+    feature_matching_loss, generator_adversarial_loss,
 )
 from .logs import RunLog, plot_losses, plot_mels
 from .loop import Trainer, load_utterances, lr_factor, update_ema
@@ -101,6 +101,9 @@ class VocoderTrainer(Trainer):
             set_rng_state(state["rng"])
             start = int(state["step"])
         mel_loss_fn = MultiResolutionMelLoss(generator.mel).to(acc.device)
+        spectrum_loss = None
+        if getattr(generator, "head", None) == "istft" and (cfg.magnitude_loss_weight or cfg.phase_loss_weight):
+            spectrum_loss = SpectrumLoss(generator.istft_n_fft, generator.istft_hop).to(acc.device)
         generator, discriminators, opt_g, opt_d = acc.prepare(generator, discriminators, opt_g, opt_d)
         if ema is not None:
             ema.to(acc.device)
@@ -118,7 +121,11 @@ class VocoderTrainer(Trainer):
                 group["lr"] = lr
             batch = batches.batch(step)
             mel, wav = batch["mel"].to(acc.device), batch["wav"].to(acc.device)
-            fake = generator(mel)
+            direct = spectrum_loss is not None
+            if direct:  # the inverse-STFT head's magnitude and phase, supervised directly
+                fake, log_magnitude, phase = generator(mel, return_spectrum=True)
+            else:
+                fake = generator(mel)
             parts: dict[str, float] = {}
             adversarial = step >= cfg.adversarial_start
             if adversarial:
@@ -130,6 +137,10 @@ class VocoderTrainer(Trainer):
                 parts["d_loss"] = d_loss.item()
             mel_loss = mel_loss_fn(fake, wav)
             loss = cfg.mel_loss_weight * mel_loss
+            if direct:
+                magnitude_loss, phase_loss = spectrum_loss(log_magnitude, phase, wav)
+                loss = loss + cfg.magnitude_loss_weight * magnitude_loss + cfg.phase_loss_weight * phase_loss
+                parts.update(magnitude=magnitude_loss.item(), phase=phase_loss.item())
             if adversarial:
                 with torch.no_grad():
                     real_out = discriminators(wav)

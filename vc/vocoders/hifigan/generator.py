@@ -167,24 +167,45 @@ class HiFiGAN(HubModel):
         blocks = self.resblocks[stage * self.num_kernels:(stage + 1) * self.num_kernels]
         return sum(b(x) for b in blocks) / self.num_kernels
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """(B, n_mels, frames) or (n_mels, frames) -> (B, frames * hop) or (frames * hop,)."""
-        squeeze = mel.dim() == 2
-        x = self.conv_pre(mel[None] if squeeze else mel)
+    def _last_layer(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.conv_pre(mel)
         if not self.ups:
             x = self._fuse(x, 0)
         for i, up in enumerate(self.ups):
             x = self._fuse(up(F.leaky_relu(x, LRELU_SLOPE)), i)
-        x = self.conv_post(F.leaky_relu(x))  # the official code uses the default slope here
-        wav = torch.tanh(x[:, 0]) if self.head == "waveform" else self._istft(x)
+        return self.conv_post(F.leaky_relu(x))  # the official code uses the default slope here
+
+    def forward(self, mel: torch.Tensor, return_spectrum: bool = False):
+        """(B, n_mels, frames) or (n_mels, frames) -> (B, frames * hop) or (frames * hop,).
+
+        With `return_spectrum` (inverse-STFT head, batched input) also the head's log-magnitude
+        and phase: (wav, log_magnitude, phase), for training to supervise them directly.
+        """
+        squeeze = mel.dim() == 2
+        mel = mel[None] if squeeze else mel
+        if self.head == "waveform":
+            wav = torch.tanh(self._last_layer(mel)[:, 0])
+        else:
+            log_magnitude, phase = self.spectrum(mel)
+            wav = self.synthesize(log_magnitude, phase)
+            if return_spectrum:
+                return wav, log_magnitude, phase
         return wav[0] if squeeze else wav
 
-    def _istft(self, x: torch.Tensor) -> torch.Tensor:
+    def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inverse-STFT head's log-magnitude and phase, each (B, istft_n_fft // 2 + 1,
+        frames * upsampling), before the inverse STFT (training supervises them directly)."""
+        if self.head != "istft":
+            raise ValueError("only the inverse-STFT head has a spectrum; this one makes waveforms")
+        x = self._last_layer(mel)
         bins = self.istft_n_fft // 2 + 1
-        # exp of a clamped log-magnitude: keeps early training from overflowing.
-        magnitude = torch.exp(x[:, :bins].clamp(max=math.log(100.0)))
-        spectrum = torch.polar(magnitude.float(), x[:, bins:].float())
-        length = x.shape[-1] * self.istft_hop
+        # The log-magnitude is capped so early training cannot overflow the exponential.
+        return x[:, :bins].clamp(max=math.log(100.0)), x[:, bins:]
+
+    def synthesize(self, log_magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        """Waveform (B, frames * hop) from `spectrum`'s output, by inverse STFT."""
+        spectrum = torch.polar(torch.exp(log_magnitude.float()), phase.float())
+        length = log_magnitude.shape[-1] * self.istft_hop
         return torch.istft(spectrum, self.istft_n_fft, self.istft_hop, window=self.istft_window,
                            center=True, length=length)
 
