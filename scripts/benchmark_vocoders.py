@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import sys
 import time
@@ -56,15 +57,15 @@ def speed(vocoder, mel: torch.Tensor, repeats: int, compiled: bool = False) -> f
     return seconds / statistics.median(times)
 
 
-def clips_of(folder: Path, count: int, seed: int = 0, exclude_speakers: set[str] = frozenset()) -> list[Path]:
-    """`count` clips spread over the folder's speakers (round robin, shuffled per speaker)."""
+def clips_of(folder: Path, count: int, seed: int = 0, exclude_speakers: set[str] = frozenset()) -> list:
+    """`count` utterances spread over the folder's speakers (round robin, shuffled per speaker)."""
     utterances = [u for u in read_corpus(folder) if u.speaker.split(":")[-1] not in exclude_speakers]
-    by_speaker: dict[str, list[Path]] = {}
+    by_speaker: dict[str, list] = {}
     for u in utterances:
-        by_speaker.setdefault(u.speaker, []).append(u.path)
+        by_speaker.setdefault(u.speaker, []).append(u)
     rng = np.random.default_rng(seed)
-    for paths in by_speaker.values():
-        rng.shuffle(paths)
+    for items in by_speaker.values():
+        rng.shuffle(items)
     picked, round_ = [], 0
     while len(picked) < count and any(round_ < len(p) for p in by_speaker.values()):
         picked += [p[round_] for p in by_speaker.values() if round_ < len(p)]
@@ -72,12 +73,37 @@ def clips_of(folder: Path, count: int, seed: int = 0, exclude_speakers: set[str]
     return picked[:count]
 
 
-def quality(vocoders: dict, clips: list[Path], mel_config: MelConfig, encoder: SpeakerEncoder,
-            listen_dir: Path | None) -> dict[str, dict[str, float]]:
+class Recogniser:
+    """pocketsphinx (its English model ships with the pip package) and jiwer: the word error
+    rate of a clip against its transcript, both sides lower-cased without punctuation."""
+
+    def __init__(self):
+        from pocketsphinx import Decoder
+        self.decoder = Decoder(samprate=16000, loglevel="FATAL")
+
+    @staticmethod
+    def normalise(text: str) -> str:
+        return " ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split())
+
+    def wer(self, audio: Audio, text: str) -> float:
+        import jiwer
+        pcm = (np.clip(audio.resample(16000).samples, -1, 1) * 32767).astype(np.int16).tobytes()
+        self.decoder.start_utt()
+        self.decoder.process_raw(pcm, full_utt=True)
+        self.decoder.end_utt()
+        hypothesis = self.decoder.hyp().hypstr if self.decoder.hyp() else ""
+        return jiwer.wer(self.normalise(text), self.normalise(hypothesis) or "<nothing>")
+
+
+def quality(vocoders: dict, clips: list, mel_config: MelConfig, encoder: SpeakerEncoder,
+            listen_dir: Path | None, asr: Recogniser | None = None) -> dict[str, dict[str, float]]:
     mel_fn = MelSpectrogram(mel_config)
+    names = ["original", *vocoders] if asr else list(vocoders)
     rows: dict[str, dict[str, list[float]]] = {name: {"mel_l1": [], "mcd": [], "speaker_cos": []}
                                                for name in vocoders}
-    for i, path in enumerate(clips):
+    wers: dict[str, list[float]] = {name: [] for name in names}
+    for i, utterance in enumerate(clips):
+        path = utterance.path
         try:
             clip = prepare_speech(path, mel_config.sample_rate)
         except AudioError as error:
@@ -86,6 +112,9 @@ def quality(vocoders: dict, clips: list[Path], mel_config: MelConfig, encoder: S
         with torch.inference_mode():
             mel = mel_fn(clip.to_tensor())
         original = encoder.embed(clip)
+        transcribe = asr is not None and bool(utterance.text)
+        if transcribe:
+            wers["original"].append(asr.wer(clip, utterance.text))
         for name, vocoder in vocoders.items():
             with torch.inference_mode():
                 wav = (vocoder.generate(mel) if hasattr(vocoder, "generate") else vocoder(mel)).float()
@@ -94,10 +123,16 @@ def quality(vocoders: dict, clips: list[Path], mel_config: MelConfig, encoder: S
             rows[name]["mcd"].append(mel_cepstral_distortion(mel.numpy(), again.numpy()))
             resynth = Audio(wav.numpy(), mel_config.sample_rate)
             rows[name]["speaker_cos"].append(cosine(original, encoder.embed(resynth)))
+            if transcribe:
+                wers[name].append(asr.wer(resynth, utterance.text))
             if listen_dir is not None and i < 2:
                 resynth.save(listen_dir / f"{path.stem}.{name.replace('/', '_')}.wav")
-    return {name: {k: float(np.mean(v)) for k, v in metrics.items()} | {"n": len(metrics["mel_l1"])}
-            for name, metrics in rows.items()}
+    table = {name: {k: float(np.mean(v)) for k, v in metrics.items()} | {"n": len(metrics["mel_l1"])}
+             for name, metrics in rows.items()}
+    for name, values in wers.items():
+        if values:
+            table.setdefault(name, {"n": len(values)})["wer"] = float(np.mean(values))
+    return table
 
 
 def write_card(folder: Path, name: str, results: dict) -> None:
@@ -113,12 +148,16 @@ def write_card(folder: Path, name: str, results: dict) -> None:
                            {"type": "mcd", "value": round(ours["mcd"], 3),
                             "name": f"MCD dB, DTW (Griffin-Lim-32: {gl['mcd']:.3f})"},
                            {"type": "speaker_cosine", "value": round(ours["speaker_cos"], 4),
-                            "name": f"GE2E cosine to the original (Griffin-Lim-32: {gl['speaker_cos']:.4f})"}]})
-    speed_block = {"dataset": {"type": "speed", "name": f"10 s of speech, {results['machine']}"},
-                   "metrics": [{"type": "speed", "value": round(results["speed"][name], 1),
-                                "name": "seconds of audio per second of compute (Griffin-Lim-32: "
-                                        f"{results['speed']['griffinlim-32']:.1f})"}]}
-    update_model_card_metrics(folder, blocks + [speed_block])
+                            "name": f"GE2E cosine to the original (Griffin-Lim-32: {gl['speaker_cos']:.4f})"}]
+                       + ([{"type": "wer", "value": round(ours["wer"], 4),
+                            "name": f"pocketsphinx WER (Griffin-Lim-32: {gl['wer']:.4f}, "
+                                    f"original: {table['original']['wer']:.4f})"}] if "wer" in ours else [])})
+    if name in results["speed"]:
+        blocks.append({"dataset": {"type": "speed", "name": f"10 s of speech, {results['machine']}"},
+                       "metrics": [{"type": "speed", "value": round(results["speed"][name], 1),
+                                    "name": "seconds of audio per second of compute "
+                                            f"(Griffin-Lim-32: {results['speed']['griffinlim-32']:.1f})"}]})
+    update_model_card_metrics(folder, blocks)
     print(f"updated the model card in {folder}")
 
 
@@ -127,7 +166,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     sets = list(results["quality"])
-    names = list(next(iter(results["quality"].values())))
+    names = [n for n in next(iter(results["quality"].values())) if n != "original"]
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
     speeds = results["speed"]
     axes[0].barh(list(speeds), list(speeds.values()), color="tab:gray")
@@ -158,6 +197,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the speed-test mel")
+    parser.add_argument("--asr", action="store_true",
+                        help="also the pocketsphinx word error rate, on sets with transcripts")
     parser.add_argument("--skip-speed", action="store_true", help="quality figures only")
     parser.add_argument("--compile", action="store_true",
                         help="also time torch.compile'd versions of the tiny and fast presets")
@@ -211,7 +252,8 @@ def main() -> None:
             listen = out / "listen" / name
             listen.mkdir(parents=True, exist_ok=True)
             results["quality"][name] = quality({"griffinlim-32": contenders["griffinlim-32"], **trained},
-                                               clips, mel_config, encoder, listen)
+                                               clips, mel_config, encoder, listen,
+                                               Recogniser() if args.asr else None)
             for vocoder, metrics in results["quality"][name].items():
                 print(f"  {vocoder:32s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
@@ -220,10 +262,11 @@ def main() -> None:
              "| vocoder | audio s per compute s |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in results["speed"].items()]
     for set_name, table in results["quality"].items():
-        lines += [f"\n## {set_name}\n", "| vocoder | n | log-mel L1 | MCD (dB) | speaker cosine |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {k} | {m['n']} | {m['mel_l1']:.3f} | {m['mcd']:.2f} | {m['speaker_cos']:.3f} |"
-                  for k, m in table.items()]
+        lines += [f"\n## {set_name}\n", "| vocoder | n | log-mel L1 | MCD (dB) | speaker cosine | WER |",
+                  "|---|---|---|---|---|---|"]
+        cell = lambda m, k, f: format(m[k], f) if k in m else "–"  # noqa: E731
+        lines += [f"| {k} | {m['n']} | {cell(m, 'mel_l1', '.3f')} | {cell(m, 'mcd', '.2f')} | "
+                  f"{cell(m, 'speaker_cos', '.3f')} | {cell(m, 'wer', '.3f')} |" for k, m in table.items()]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     if results["quality"]:
         plot(results, out / "results.png")

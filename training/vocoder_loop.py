@@ -242,7 +242,14 @@ class VocoderTrainer(Trainer):
                         ("val_mel_l1", "validation mel L1"))
 
     def card_fields(self, step: int, log: RunLog | None, **_: Any) -> dict[str, Any]:
+        cfg = self.config
         source = f"reconstructed by {self.mels_from}" if self.mels_from else "ground truth"
-        description = ("HiFi-GAN vocoder (Kong et al., 2020): log-mel frames to waveform, "
-                       f"{self.run.preset or 'custom'} settings.")
+        head = ("an inverse-STFT head (magnitude and phase per bin, as in Vocos/iSTFTNet)"
+                if self.run.model.get("head") == "istft" else "transposed-convolution up-sampling")
+        losses = ("the multi-resolution log-mel loss only (no adversarial steps yet)"
+                  if step <= cfg.adversarial_start else
+                  f"the multi-resolution log-mel loss, and from step {cfg.adversarial_start} "
+                  "multi-period and multi-scale discriminators")
+        description = (f"HiFi-GAN vocoder (Kong et al., 2020), {self.run.preset or 'custom'} settings, "
+                       f"with {head}: log-mel frames ({source}) to waveform. Trained on {losses}.")
         return super().card_fields(step, log, description, ("val_mel_l1",), **{"input mels": source})
