@@ -55,3 +55,37 @@ def mel_cepstral_distortion(reference_log_mel: np.ndarray, estimate_log_mel: np.
         frames = min(len(a), len(b))
         a, b = a[:frames], b[:frames]
     return float(MCD_SCALE * np.mean(np.sqrt(np.sum((a - b) ** 2, axis=1))))
+
+
+def f0_contour(samples: np.ndarray, sample_rate: int, hop_length: int = 256,
+               fmin: float = 50.0, fmax: float = 600.0) -> np.ndarray:
+    """F0 in Hz per frame (pYIN), NaN where unvoiced; frame i is centred on sample i * hop."""
+    f0, _, _ = librosa.pyin(np.asarray(samples, dtype=np.float32), fmin=fmin, fmax=fmax,
+                            sr=sample_rate, frame_length=4 * hop_length, hop_length=hop_length)
+    return f0
+
+
+def log_f0_agreement(source_f0: np.ndarray, output_f0: np.ndarray) -> dict[str, float]:
+    """How well an output keeps the source's intonation.
+
+    Over frames voiced in both contours (cut to the shorter; conversion keeps timing), the
+    output's log-F0 is shifted and scaled to the source's mean and variance, so a change of
+    voice (register) costs nothing and only the shape of the melody counts.
+
+    Returns:
+        corr: Pearson correlation of the two log-F0 contours.
+        rmse_semitones: RMSE after mean/variance matching, in semitones.
+        voiced_frames: frames compared.
+    """
+    n = min(len(source_f0), len(output_f0))
+    a, b = np.asarray(source_f0[:n], float), np.asarray(output_f0[:n], float)
+    both = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    if both.sum() < 3:
+        raise ValueError(f"only {int(both.sum())} frames are voiced in both contours; "
+                         "need at least 3 to compare intonation")
+    la, lb = np.log2(a[both]), np.log2(b[both])
+    spread_a, spread_b = la.std(), lb.std()
+    corr = float(np.corrcoef(la, lb)[0, 1]) if spread_a > 0 and spread_b > 0 else 0.0
+    matched = (lb - lb.mean()) / (spread_b or 1.0) * spread_a + la.mean()
+    return {"corr": corr, "rmse_semitones": float(12 * np.sqrt(np.mean((matched - la) ** 2))),
+            "voiced_frames": int(both.sum())}

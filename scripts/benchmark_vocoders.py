@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import statistics
 import sys
 import time
@@ -28,6 +27,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from eval.asr import load_recogniser  # noqa: E402
+from eval.intelligibility import error_rates  # noqa: E402
 from eval.metrics import mel_cepstral_distortion, mel_l1  # noqa: E402
 from vc.audio import Audio, prepare_speech  # noqa: E402
 from vc.data import read_corpus  # noqa: E402
@@ -74,25 +75,13 @@ def clips_of(folder: Path, count: int, seed: int = 0, exclude_speakers: set[str]
 
 
 class Recogniser:
-    """pocketsphinx (its English model ships with the pip package) and jiwer: the word error
-    rate of a clip against its transcript, both sides lower-cased without punctuation."""
+    """The word error rate of a clip against its transcript (pocketsphinx, jiwer)."""
 
     def __init__(self):
-        from pocketsphinx import Decoder
-        self.decoder = Decoder(samprate=16000, loglevel="FATAL")
-
-    @staticmethod
-    def normalise(text: str) -> str:
-        return " ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split())
+        self.asr = load_recogniser("pocketsphinx")
 
     def wer(self, audio: Audio, text: str) -> float:
-        import jiwer
-        pcm = (np.clip(audio.resample(16000).samples, -1, 1) * 32767).astype(np.int16).tobytes()
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm, full_utt=True)
-        self.decoder.end_utt()
-        hypothesis = self.decoder.hyp().hypstr if self.decoder.hyp() else ""
-        return jiwer.wer(self.normalise(text), self.normalise(hypothesis) or "<nothing>")
+        return error_rates([text], [self.asr.transcribe(audio)])["wer"]
 
 
 def quality(vocoders: dict, clips: list, mel_config: MelConfig, encoder: SpeakerEncoder,
