@@ -130,10 +130,11 @@ class VocoderTrainer(Trainer):
             adversarial = step >= cfg.adversarial_start
             if adversarial:
                 d_loss = discriminator_loss(discriminators(wav), discriminators(fake.detach()))
+                # The previous generator step left gradients in the discriminators; drop them.
+                opt_d.zero_grad(set_to_none=True)
                 acc.backward(d_loss)
                 self._clip(discriminators)
                 opt_d.step()
-                opt_d.zero_grad(set_to_none=True)
                 parts["d_loss"] = d_loss.item()
             mel_loss = mel_loss_fn(fake, wav)
             loss = cfg.mel_loss_weight * mel_loss
