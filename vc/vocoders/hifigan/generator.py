@@ -101,10 +101,11 @@ class HiFiGAN(HubModel):
         "v1": _V1,
         "v2": {**_V1, "upsample_initial_channel": 128},
         "v3": _V3,
-        # A narrow V3 for CPUs: trains in hours there, not days.
+        # V3 at a quarter of its width: 0.12M parameters.
         "tiny": {**_V3, "upsample_initial_channel": 64},
         # Frame-rate network + inverse STFT (Vocos-style): no up-sampling, so every convolution
-        # runs at 62.5 frames/s instead of up to 16 000 samples/s.
+        # runs at 62.5 frames/s instead of up to 16 000 samples/s. It sees ~50 frames either
+        # side, so it must train on segments several times that long (128 frames).
         "fast": dict(resblock="2", upsample_rates=[], upsample_kernel_sizes=[],
                      upsample_initial_channel=192, resblock_kernel_sizes=[3, 5, 7],
                      resblock_dilation_sizes=[[1, 2], [2, 6], [3, 12]], head="istft",
