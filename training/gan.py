@@ -44,14 +44,7 @@ class PeriodDiscriminator(nn.Module):
         b, c, t = x.shape
         if t % self.period:
             x = F.pad(x, (0, self.period - t % self.period), "reflect")
-        x = x.view(b, c, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _judge(self.convs, self.conv_post, x.view(b, c, -1, self.period))
 
 
 class ScaleDiscriminator(nn.Module):
@@ -68,13 +61,18 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = norm(nn.Conv1d(ch[6], 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Features]:
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
+        return _judge(self.convs, self.conv_post, x)
+
+
+def _judge(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, Features]:
+    """A discriminator's score (B, positions) and every layer's output (for feature matching)."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
         features.append(x)
-        return x.flatten(1), features
+    x = post(x)
+    features.append(x)
+    return x.flatten(1), features
 
 
 def _divides(groups: int, channels_in: int, channels_out: int) -> bool:
