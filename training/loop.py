@@ -280,14 +280,18 @@ class Trainer:
         acc.wait_for_everyone()
         if not acc.is_main_process:
             return
-        save_resume_state(self.out, {
-            "step": step, "model": live.state_dict(), "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": rng_state(), "run": self.run.to_dict()})
-        published = ema if self.config.ema_decay > 0 else live
+        state = {"step": step, "model": live.state_dict(), "ema": ema.state_dict(),
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        self._write_checkpoint(state, ema if self.config.ema_decay > 0 else live, step, log)
+
+    def _write_checkpoint(self, state: dict[str, Any], published, step: int, log: RunLog | None,
+                          curves: Sequence[tuple[str, str]] = ()) -> None:
+        """The resume state (plus RNG and run settings), the published weights with their card,
+        and the loss plot. Main process only."""
+        save_resume_state(self.out, {**state, "rng": rng_state(), "run": self.run.to_dict()})
         published.save_pretrained(self.out / "model", card=self.card_fields(step, log))
         if log is not None:
-            plot_losses(log, self.out / "loss.png")
+            plot_losses(log, self.out / "loss.png", *curves)
 
     def card_fields(self, step: int, log: RunLog | None, description: str | None = None,
                     columns: Sequence[str] = ("recon", "val_recon"),

@@ -92,8 +92,9 @@ def reconstructed_mels(model: ConversionModel, features: Sequence[UtteranceFeatu
 
 def vocoder_items(features: Sequence[UtteranceFeatures], waves: Sequence[torch.Tensor],
                   mels: Sequence[torch.Tensor] | None = None) -> list[VocoderItem]:
-    return [VocoderItem(f.utterance.path.name, f.mel if mels is None else m, w)
-            for f, w, m in zip(features, waves, mels if mels is not None else waves)]
+    if mels is None:
+        mels = [f.mel for f in features]
+    return [VocoderItem(f.utterance.path.name, m, w) for f, w, m in zip(features, waves, mels)]
 
 
 class VocoderBatches:

@@ -25,14 +25,14 @@ from vc.data import split_by_speaker
 from vc.hub import model_class
 from vc.mel import MelSpectrogram
 
-from .checkpoint import rng_state, save_resume_state, set_rng_state
+from .checkpoint import set_rng_state
 from .config import RunConfig
 from .features import compute_features
 from .gan import (
     Discriminators, MultiResolutionMelLoss, SpectrumLoss, discriminator_loss,
     feature_matching_loss, generator_adversarial_loss,
 )
-from .logs import RunLog, plot_losses, plot_mels
+from .logs import RunLog, plot_mels
 from .loop import Trainer, load_utterances, lr_factor, update_ema
 from .vocoder_data import (
     VocoderBatches, VocoderItem, load_mel_model, load_waveforms, reconstructed_mels, vocoder_items,
@@ -232,15 +232,11 @@ class VocoderTrainer(Trainer):
         opt_g, opt_d = optimizers
         state = {"step": step, "generator": live.state_dict(),
                  "discriminators": discriminators.state_dict(), "opt_g": opt_g.state_dict(),
-                 "opt_d": opt_d.state_dict(), "rng": rng_state(), "run": self.run.to_dict()}
+                 "opt_d": opt_d.state_dict()}
         if ema is not None:
             state["ema"] = ema.state_dict()
-        save_resume_state(self.out, state)
-        (ema if ema is not None else live).save_pretrained(self.out / "model",
-                                                           card=self.card_fields(step, log))
-        if log is not None:
-            plot_losses(log, self.out / "loss.png", ("mel", "train mel loss"),
-                        ("val_mel_l1", "validation mel L1"))
+        self._write_checkpoint(state, ema if ema is not None else live, step, log,
+                               (("mel", "train mel loss"), ("val_mel_l1", "validation mel L1")))
 
     def card_fields(self, step: int, log: RunLog | None, **_: Any) -> dict[str, Any]:
         cfg = self.config
