@@ -6,6 +6,10 @@
   real-speech-protocol --root DIR --out P.json|P.csv --trials N --seed S
            [--cross-gender] [--references K] [--require-text] [--corpora librispeech vctk]
                                    trials over the held-out speakers of a real-speech folder
+  run --models M [M ...] --protocol P.json --out DIR [--asr pocketsphinx|whisper[:ID]|none]
+           [--metrics NAME ...] [--no-baselines] [--examples K] [--shard R/N] [--threads T]
+                                   convert and score; resumes in DIR; writes DIR/report.{json,md,html}
+  card --report DIR --model M      write M's figures from DIR/report.json into its model card
 
 Each command is registered by an `_add_*` function that sets `handler` on its sub-parser, so
 further commands (run, card, report) slot in the same way. Bad input prints `error: ...` and
@@ -15,7 +19,9 @@ exits with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 
 from vc.errors import VoicelabError
 
@@ -26,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_protocol(commands)
     _add_real_speech_protocol(commands)
+    _add_run(commands)
+    _add_card(commands)
     return parser
 
 
@@ -102,6 +110,95 @@ def _report(protocol, path) -> int:
     meta = protocol.metadata
     print(f"wrote {path}: {len(protocol)} trials, {meta['speakers']} speakers, {meta['parallel_trials']} with the"
           f" target's parallel utterance, {sum(bool(t.source_text) for t in protocol)} with source text")
+    return 0
+
+
+def _add_run(commands) -> None:
+    from eval.scoring import METRIC_GROUPS
+
+    sub = commands.add_parser("run", help="run models and baselines on a protocol and write the report")
+    sub.add_argument("--models", nargs="*", default=[], metavar="M",
+                     help="conversion models: checkpoints/ names, folders, runs or Hub ids; "
+                          "MODEL+VOCODER picks a vocoder (default griffinlim)")
+    sub.add_argument("--protocol", required=True, help="protocol file (.json or .csv) from `python -m eval protocol`")
+    sub.add_argument("--out", required=True, help="output folder; a second run there resumes")
+    sub.add_argument("--asr", default="pocketsphinx",
+                     help="ASR for WER/CER: pocketsphinx (default), whisper[:ID_OR_FOLDER], or none")
+    sub.add_argument("--metrics", nargs="+", default=None, metavar="NAME", choices=list(METRIC_GROUPS),
+                     help=f"metrics or groups (default all): {', '.join(METRIC_GROUPS)}")
+    sub.add_argument("--no-baselines", action="store_true", help="leave out source, target ceiling and resynthesis")
+    sub.add_argument("--examples", type=int, default=4, help="trials to listen to in report.html (default 4)")
+    sub.add_argument("--abx-per-speaker", type=_positive_int, default=8,
+                     help="aligned utterances per speaker for ABX and bitrate (default 8)")
+    sub.add_argument("--shard", default=None, metavar="R/N",
+                     help="run only every N-th trial from R (0-based); default: accelerate's process "
+                          "index and count, so `accelerate launch -m eval run ...` shards by itself")
+    sub.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    sub.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    sub.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub.set_defaults(handler=_run)
+
+
+def _add_card(commands) -> None:
+    sub = commands.add_parser("card", help="write a model's figures from a report into its model card")
+    sub.add_argument("--report", required=True, help="a `python -m eval run` output folder (or its report.json)")
+    sub.add_argument("--model", required=True, help="the model as given to --models (or its folder)")
+    sub.add_argument("--folder", default=None, help="model folder to update (default: the model's own folder)")
+    sub.set_defaults(handler=_card)
+
+
+def _shard(text: str | None, device: str):
+    """(rank, world, barrier, device) from --shard R/N, else from accelerate (or torchrun) when
+    launched by it: `accelerate launch --multi_gpu --num_processes 2 -m eval run ...` (on CPU
+    too: then the processes meet through gloo)."""
+    if text:
+        try:
+            rank, world = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard takes R/N like 0/4, got {text!r}") from None
+        if not 0 <= rank < world:
+            raise ValueError(f"--shard {text}: R must be in 0..N-1")
+        return rank, world, None, device
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+        state = PartialState(cpu=device == "cpu")
+        return state.process_index, state.num_processes, state.wait_for_everyone, \
+            (device if device == "cpu" else str(state.device))
+    return 0, 1, None, device
+
+
+def _run(args) -> int:
+    import torch
+
+    from eval.report import evaluate
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.models and args.no_baselines:
+        raise ValueError("nothing to evaluate: give --models, or drop --no-baselines to score the baselines")
+    rank, world, barrier, device = _shard(args.shard, args.device)
+    asr = None if args.asr.lower() == "none" else args.asr
+    start = time.perf_counter()
+    report = evaluate(args.protocol, args.models, args.out, asr=asr, metrics=args.metrics,
+                      baselines=not args.no_baselines, device=device, examples=args.examples,
+                      abx_per_speaker=args.abx_per_speaker, rank=rank, world=world,
+                      show_progress=not args.quiet, wait_for_others=barrier)
+    if report is None:
+        print(f"shard {rank}/{world} done; the report is written by shard 0")
+        return 0
+    from eval.render import render_markdown
+    print(render_markdown(report))
+    print(f"wrote {args.out}/report.json, report.md, report.html in {time.perf_counter() - start:.0f} s "
+          f"({report['run']['converted']} converted, {report['run']['rescored']} rescored, "
+          f"{report['run']['reused']} reused, {report['run']['failed']} failed)")
+    return 0
+
+
+def _card(args) -> int:
+    from eval.card import write_card
+
+    path = write_card(args.report, args.model, args.folder)
+    print(f"updated {path}")
     return 0
 
 

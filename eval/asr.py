@@ -31,14 +31,21 @@ class Recogniser(Protocol):
 
 
 class PocketSphinx:
-    """CMU PocketSphinx 5 with its bundled en-US model; 16 kHz mono input."""
+    """CMU PocketSphinx 5 with its bundled en-US model; 16 kHz mono input.
+
+    `config` goes to pocketsphinx's Decoder. The default caps the search at 5000 active HMMs
+    per frame (maxhmmpf): on 8 VCTK clips that gave the same WER as the uncapped search at
+    two thirds of the time, and on garbled converted speech, where an uncapped search slows
+    to about 2x real time, it halved the time.
+    """
 
     name = "pocketsphinx"
     sample_rate = 16000
+    default_config = {"maxhmmpf": 5000}
 
-    def __init__(self):
+    def __init__(self, **config):
         from pocketsphinx import Decoder
-        self.decoder = Decoder(samprate=self.sample_rate, loglevel="FATAL")
+        self.decoder = Decoder(samprate=self.sample_rate, loglevel="FATAL", **{**self.default_config, **config})
 
     def transcribe(self, audio: AudioSource) -> str:
         clip = load_audio(audio).resample(self.sample_rate)

@@ -1,0 +1,171 @@
+"""The whole evaluation, and the report it leaves: `evaluate()` is what `python -m eval run` does.
+
+    report = evaluate("runs/protocol.json", ["vqvc-small"], "runs/eval", asr="pocketsphinx")
+    report["systems"][0]["metrics"]["secs"]    # {"value": 0.61, "ci95": [0.58, 0.64], "n": 50}
+
+report.json holds, per system (baselines first), each metric's value, 95% interval and the
+number of trials (or ABX items) behind it, plus every per-trial row; report.md and the
+self-contained report.html are rendered from it by `eval.render`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from vc import __version__, load_audio
+
+from .content_metrics import AbxSet, content_figures
+from .protocol import Protocol
+from .render import write_report_files
+from .runner import ResultStore, run_trials, save_audio_atomically, slug
+from .scoring import METRICS, Scorer, expand_metrics
+from .summary import summarise_system, verification_threshold
+from .systems import System, build_systems
+
+FORMAT = "voicelab-eval-report"
+VERSION = 1
+
+
+def evaluate(protocol_path: str | os.PathLike, models: Sequence[str], out_dir: str | os.PathLike, *,
+             asr: str | None = "pocketsphinx", metrics: Sequence[str] | None = None, baselines: bool = True,
+             device: str = "cpu", examples: int = 4, abx_per_speaker: int = 8, rank: int = 0, world: int = 1,
+             show_progress: bool = True, wait_for_others=None) -> dict | None:
+    """Run every system on the protocol's trials (this rank's share) and, on rank 0, write the
+    report. `wait_for_others` is called between the two when several processes share the work.
+    Returns the report (None on other ranks)."""
+    protocol = Protocol.load(protocol_path)
+    wanted = expand_metrics(metrics)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    systems = build_systems(models, baselines=baselines, device=device)
+    recogniser = None
+    if asr and {"wer", "cer"} & set(wanted):
+        from .asr import load_recogniser
+        recogniser = load_recogniser(asr)
+    scorer = Scorer(wanted, recogniser, device=device, cache_dir=out_dir / "results")
+    counts = run_trials(protocol, systems, scorer, out_dir, rank, world, show_progress)
+    if wait_for_others is not None:
+        wait_for_others()
+    if rank != 0:
+        return None
+    abx_set = None
+    if {"abx_within", "abx_across", "bitrate"} & set(wanted):
+        abx_set = AbxSet.from_protocol(protocol, per_speaker=abx_per_speaker)
+    report = build_report(protocol, Path(protocol_path), systems, scorer, wanted, out_dir, abx_set, examples)
+    report["run"] = {"converted": counts.converted, "rescored": counts.rescored, "reused": counts.reused,
+                     "failed": counts.failed, "device": device, "processes": world}
+    write_report(report, out_dir)
+    return report
+
+
+def build_report(protocol: Protocol, protocol_path: Path, systems: Sequence[System], scorer: Scorer,
+                 metrics: Sequence[str], out_dir: Path, abx_set: AbxSet | None = None,
+                 examples: int = 4) -> dict:
+    """The report dict from the stored rows (only rows made from the current inputs count)."""
+    stored = ResultStore(out_dir).load()
+    rows_by_system: dict[str, list[dict]] = defaultdict(list)
+    for system in systems:
+        for trial in protocol:
+            row = stored.get((system.name, trial.trial_id))
+            if row is not None and row["key"] == system.trial_key(trial, scorer.digest):
+                rows_by_system[system.name].append(row)
+    sv = _verification(protocol, scorer) if "sv_accept" in metrics else None
+    entries, notes = [], []
+    for system in systems:
+        entry = {**system.info(), **summarise_system(metrics, rows_by_system[system.name],
+                                                     sv["threshold"] if sv else None)}
+        entry["not_run"] = len(protocol) - entry["trials"]
+        if abx_set is not None:
+            entry["metrics"].update(_cached_content(system, abx_set, metrics, out_dir))
+        entries.append(entry)
+    if abx_set is not None and abx_set.missing:
+        notes.append(f"ABX and bitrate left out: {abx_set.missing}")
+    if scorer.recogniser is None and {"wer", "cer"} & set(metrics):
+        notes.append("WER/CER left out: no ASR backend was given")
+    rows = [r for name in rows_by_system for r in rows_by_system[name]]
+    return {
+        "format": FORMAT, "version": VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "voicelab_version": __version__,
+        "protocol": {"path": os.path.relpath(protocol_path.resolve(), out_dir.resolve()),
+                     "trials": len(protocol), "metadata": protocol.metadata},
+        "machine": {"platform": platform.platform(), "processor": platform.machine(),
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "asr": scorer.asr_name, "sv_threshold": sv, "notes": notes,
+        "metric_info": {m: dict(zip(("label", "better", "unit"), METRICS[m])) for m in metrics},
+        "systems": entries,
+        "failures": [{"system": r["system"], "trial_id": r["trial_id"], "error": r["error"]}
+                     for r in rows if r["status"] != "ok"],
+        "trials": rows,
+        "examples": _examples(protocol, systems, rows_by_system, out_dir, examples),
+    }
+
+
+def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """report.json (atomically), then report.md and report.html."""
+    out_dir = Path(out_dir)
+    tmp = out_dir / f"report.json.{os.getpid()}.part"
+    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, out_dir / "report.json")
+    return {"json": out_dir / "report.json", **write_report_files(report, out_dir)}
+
+
+def _verification(protocol: Protocol, scorer: Scorer) -> dict | None:
+    """EER threshold on the protocol's own real clips (sources, references, parallels)."""
+    clips: dict[str, set[Path]] = defaultdict(set)
+    for trial in protocol:
+        clips[trial.source_speaker].add(trial.source_path)
+        clips[trial.target_speaker].update(trial.reference_paths)
+        if trial.parallel_path is not None:
+            clips[trial.target_speaker].add(trial.parallel_path)
+    k = max(len(t.reference_paths) for t in protocol)
+    try:
+        embeddings = {spk: [scorer.input_embedding(p) for p in sorted(paths)] for spk, paths in clips.items()}
+        return verification_threshold(embeddings, references=k)
+    except Exception as err:  # noqa: BLE001 - the accept rate is lost, not the report
+        return {"threshold": None, "error": f"{type(err).__name__}: {err}"}
+    finally:
+        scorer.save_cache()
+
+
+def _cached_content(system: System, abx_set: AbxSet, metrics: Sequence[str], out_dir: Path) -> dict:
+    """Content figures, cached per system identity and item set."""
+    wanted = sorted(m for m in ("abx_within", "abx_across", "bitrate") if m in metrics)
+    key = f"{system.identity[:16]}-{len(abx_set.items)}-{'-'.join(wanted)}"
+    path = out_dir / "results" / f"content-{slug(system.name)}.json"
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return cached["figures"]
+    figures = content_figures(system, abx_set, wanted)
+    path.write_text(json.dumps({"key": key, "figures": figures}))
+    return figures
+
+
+def _examples(protocol: Protocol, systems: Sequence[System], rows_by_system: dict[str, list[dict]],
+              out_dir: Path, count: int) -> list[dict]:
+    """A few trials every system converted, with their inputs copied beside the report."""
+    ok = {name: {r["trial_id"]: r for r in rows if r["status"] == "ok"} for name, rows in rows_by_system.items()}
+    chosen = []
+    for trial in protocol:
+        if len(chosen) == count:
+            break
+        if not all(trial.trial_id in ok.get(s.name, {}) for s in systems):
+            continue
+        inputs = {}
+        for role, path in (("source", trial.source_path), ("reference", trial.reference_paths[0])):
+            copy = out_dir / "audio" / "inputs" / f"{slug(trial.trial_id)}-{role}.wav"
+            if not copy.is_file():
+                save_audio_atomically(load_audio(path), copy)
+            inputs[role] = copy.relative_to(out_dir).as_posix()
+        chosen.append({"trial_id": trial.trial_id, "text": trial.source_text,
+                       "source_speaker": trial.source_speaker, "target_speaker": trial.target_speaker,
+                       **inputs, "outputs": {s.name: ok[s.name][trial.trial_id]["audio"] for s in systems}})
+    return chosen

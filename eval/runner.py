@@ -1,0 +1,221 @@
+"""The evaluation run: every system on every trial, cached, resumable, shardable.
+
+    DIR/audio/SYSTEM/TRIAL-KEY.wav       each output, KEY a hash of the system and input files
+    DIR/results/rows.rankR.jsonl         one JSON row per scored (system, trial), appended
+    DIR/results/input-embeddings.json    GE2E embeddings of the protocol's clips, by content
+    DIR/report.json, report.md, report.html
+
+A row is appended (and flushed to disk) as soon as a trial is scored, so an interrupted run
+loses at most the trial in progress. On the next run a trial whose key matches a stored ok
+row is not run again; if it lacks a metric now asked for (or used another ASR) it is rescored
+from its saved audio. A trial that raises is stored with its error and retried next time.
+Process R of N (`accelerate launch`, or `shard=(R, N)`) takes every N-th trial and writes its
+own rows file; the report reads all of them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import psutil
+from tqdm.auto import tqdm
+
+from vc.audio import Audio, load_audio
+
+from .protocol import Protocol, Trial
+from .scoring import TRIAL_METRICS, Scorer
+from .systems import System
+
+ROWS_PATTERN = "rows.rank*.jsonl"
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a system name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "system"
+
+
+class PeakMemory:
+    """Peak resident memory above the level at entry, sampled every few milliseconds (torch's
+    CPU allocations are invisible to tracemalloc, so the process RSS is what is measured)."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval, self.peak_mb = interval, 0.0
+        self._process, self._stop = psutil.Process(), threading.Event()
+
+    def __enter__(self) -> "PeakMemory":
+        self._start = self._process.memory_info().rss
+        self._peak = self._start
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._process.memory_info().rss)
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._process.memory_info().rss)
+        self.peak_mb = (self._peak - self._start) / 2 ** 20
+
+
+class ResultStore:
+    """The rows of one output folder: read from every rank's file, appended to this rank's."""
+
+    def __init__(self, out_dir: str | os.PathLike, rank: int = 0):
+        self.folder = Path(out_dir) / "results"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / f"rows.rank{rank}.jsonl"
+
+    def load(self) -> dict[tuple[str, str], dict]:
+        """(system, trial_id) -> its latest row; an ok row beats a failed one for the same key."""
+        rows: dict[tuple[str, str], dict] = {}
+        for path in sorted(self.folder.glob(ROWS_PATTERN)):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash
+                where = (row["system"], row["trial_id"])
+                old = rows.get(where)
+                if old and old["key"] == row["key"] and old["status"] == "ok" and row["status"] != "ok":
+                    continue
+                rows[where] = row
+        return rows
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+@dataclass
+class RunCounts:
+    converted: int = 0
+    rescored: int = 0
+    reused: int = 0
+    failed: int = 0
+
+
+def _needs_rescoring(row: dict, scorer: Scorer) -> bool:
+    done = set(row.get("scored", ()))
+    asked = scorer.metrics & set(TRIAL_METRICS)
+    if not asked <= done:
+        return True
+    return bool(asked & {"wer", "cer"}) and row.get("asr") != scorer.asr_name
+
+
+def save_audio_atomically(audio: Audio, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + f".{os.getpid()}.part.wav")
+    audio.save(tmp)
+    os.replace(tmp, path)
+
+
+def run_trials(protocol: Protocol, systems: Sequence[System], scorer: Scorer, out_dir: str | os.PathLike,
+               rank: int = 0, world: int = 1, show_progress: bool = True,
+               on_row: Callable[[dict], None] | None = None) -> RunCounts:
+    """Run and score this rank's share of (system, trial) pairs; rows go to the store."""
+    out_dir = Path(out_dir)
+    store = ResultStore(out_dir, rank)
+    existing = store.load()
+    trials = protocol.trials[rank::world]
+    counts = RunCounts()
+    warm: set[str] = set()
+    bar = tqdm(total=len(trials) * len(systems), desc="evaluating", unit="trial", disable=not show_progress)
+    try:
+        for system in systems:
+            bar.set_postfix_str(system.name)
+            for trial in trials:
+                row = _one_trial(system, trial, scorer, out_dir, existing.get((system.name, trial.trial_id)), counts,
+                                  warm)
+                if row is not None:
+                    store.append(row)
+                    if on_row:
+                        on_row(row)
+                bar.update(1)
+    finally:
+        bar.close()
+        scorer.save_cache()
+    return counts
+
+
+def _one_trial(system: System, trial: Trial, scorer: Scorer, out_dir: Path, old: dict | None,
+               counts: RunCounts, warm: set[str]) -> dict | None:
+    key = system.trial_key(trial, scorer.digest)
+    audio_path = out_dir / "audio" / slug(system.name) / f"{slug(trial.trial_id)}-{key[:12]}.wav"
+    if old and old["key"] == key and old["status"] == "ok" and audio_path.is_file():
+        if not _needs_rescoring(old, scorer):
+            counts.reused += 1
+            return None
+        row = dict(old)
+        try:
+            output = load_audio(audio_path)
+            row["metrics"], row["transcript"] = _scored(system, trial, scorer, output, old)
+            row.update(scored=sorted(scorer.metrics & set(TRIAL_METRICS)), asr=scorer.asr_name)
+            counts.rescored += 1
+            return row
+        except Exception as err:  # noqa: BLE001 - recorded, the run goes on
+            return _failed(system, trial, key, err, out_dir, counts)
+    if system.name not in warm:  # first calls pay one-off costs (allocator, caches): not timed
+        warm.add(system.name)
+        try:
+            system.run(trial)
+        except Exception:  # noqa: BLE001 - the timed run below records the error
+            pass
+    try:
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            output = system.run(trial)
+            seconds = time.perf_counter() - start
+        save_audio_atomically(output, audio_path)
+        metrics, transcript = _scored(system, trial, scorer, output, None)
+        if system.kind != "baseline" or system.vocoder:
+            metrics["rtf"] = seconds / max(output.duration, 1e-9)
+            metrics["peak_mem_mb"] = memory.peak_mb
+    except Exception as err:  # noqa: BLE001 - recorded, the run goes on
+        return _failed(system, trial, key, err, out_dir, counts)
+    counts.converted += 1
+    return {"system": system.name, "trial_id": trial.trial_id, "key": key, "status": "ok", "error": None,
+            "audio": audio_path.relative_to(out_dir).as_posix(), "seconds": seconds,
+            "audio_seconds": output.duration, "metrics": metrics, "transcript": transcript,
+            "scored": sorted(scorer.metrics & set(TRIAL_METRICS)), "asr": scorer.asr_name}
+
+
+def _scored(system: System, trial: Trial, scorer: Scorer, output: Audio, old: dict | None):
+    metrics, transcript = scorer.score(system, trial, output)
+    if old:  # speed was measured when the output was made; keep it
+        metrics.update({k: v for k, v in old["metrics"].items() if k in ("rtf", "peak_mem_mb")})
+    return metrics, transcript
+
+
+def _failed(system: System, trial: Trial, key: str, err: Exception, out_dir: Path, counts: RunCounts) -> dict:
+    counts.failed += 1
+    log = out_dir / "results" / "errors.log"
+    with open(log, "a", encoding="utf-8") as handle:  # the whole traceback, for whoever debugs it
+        handle.write(f"== {system.name} / {trial.trial_id}\n{traceback.format_exc()}\n")
+    return {"system": system.name, "trial_id": trial.trial_id, "key": key, "status": "failed",
+            "error": f"{type(err).__name__}: {err}", "audio": None, "seconds": None,
+            "audio_seconds": None, "metrics": {}, "transcript": None, "scored": [], "asr": None}
+
+
+def rows_for(store_rows: dict[tuple[str, str], dict], systems: Iterable[System],
+             protocol: Protocol) -> list[dict]:
+    """The current rows of these systems on this protocol's trials, in protocol order."""
+    ordered = []
+    for system in systems:
+        for trial in protocol:
+            row = store_rows.get((system.name, trial.trial_id))
+            if row is not None:
+                ordered.append(row)
+    return ordered

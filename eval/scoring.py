@@ -1,0 +1,180 @@
+"""Per-trial scores of one output clip: similarity, intelligibility, MCD, intonation.
+
+`Scorer.score(system, trial, output)` returns plain numbers for one report row. Set-level
+figures (verification accept rate, ABX, bitrate) are computed later from these rows and from
+`Scorer.input_embedding`, which caches the embeddings of the protocol's real clips by content.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import jiwer
+import numpy as np
+
+from vc.audio import Audio, prepare_speech
+from vc.mel import MelConfig, MelSpectrogram
+from vc.speaker import SpeakerEncoder, cosine
+
+from .intelligibility import normalize_text
+from .metrics import f0_contour, log_f0_agreement, mel_cepstral_distortion
+from .protocol import Trial
+from .systems import SOURCE_LIMITS, System, file_digest
+
+# name -> (label, better, unit): what report readers see
+METRICS = {
+    "secs": ("Similarity to target (GE2E cosine)", "higher", "cosine"),
+    "secs_to_source": ("Similarity to source (GE2E cosine)", "lower", "cosine"),
+    "sv_accept": ("Accepted as the target at the EER threshold", "higher", "fraction"),
+    "wer": ("Word error rate of ASR on the output", "lower", "fraction"),
+    "cer": ("Character error rate of ASR on the output", "lower", "fraction"),
+    "mcd": ("Mel-cepstral distortion to the target's parallel utterance (DTW)", "lower", "dB"),
+    "f0_corr": ("Log-F0 correlation with the source (intonation kept)", "higher", "r"),
+    "f0_rmse": ("Log-F0 RMSE to the source after mean/variance matching", "lower", "semitones"),
+    "abx_within": ("ABX error within speaker, on the model's content features", "lower", "fraction"),
+    "abx_across": ("ABX error across speakers, on the model's content features", "lower", "fraction"),
+    "bitrate": ("Bitrate of the model's discrete units", "lower", "bits/s"),
+    "rtf": ("Real-time factor: compute seconds per output second", "lower", "ratio"),
+    "peak_mem_mb": ("Peak extra memory while converting", "lower", "MB"),
+}
+# what a user may ask for on the command line; a group stands for its members
+METRIC_GROUPS = {
+    "similarity": ("secs", "secs_to_source", "sv_accept"),
+    "intelligibility": ("wer", "cer"),
+    "mcd": ("mcd",),
+    "f0": ("f0_corr", "f0_rmse"),
+    "abx": ("abx_within", "abx_across"),
+    "bitrate": ("bitrate",),
+    "speed": ("rtf", "peak_mem_mb"),
+}
+for _name in METRICS:
+    METRIC_GROUPS.setdefault(_name, (_name,))
+# per-trial values that need work beyond running the system
+TRIAL_METRICS = ("secs", "secs_to_source", "wer", "cer", "mcd", "f0_corr", "f0_rmse")
+
+
+def expand_metrics(names: Sequence[str] | None) -> list[str]:
+    """Metric names (or groups) -> the metric names, in report order; None means all."""
+    if not names:
+        return list(METRICS)
+    unknown = [n for n in names if n not in METRIC_GROUPS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(METRIC_GROUPS)}")
+    wanted = {m for n in names for m in METRIC_GROUPS[n]}
+    if "sv_accept" in wanted:
+        wanted.add("secs")  # the accept rate is read off the similarity
+    return [m for m in METRICS if m in wanted]
+
+
+class Scorer:
+    """Scores outputs; the GE2E encoder and the ASR are loaded once and shared by all systems.
+
+    Args:
+        metrics: metric names (see `expand_metrics`).
+        recogniser: an `eval.asr` recogniser, needed for wer/cer (None leaves them out).
+        cache_dir: where embeddings and F0 contours of input clips are kept between runs.
+    """
+
+    def __init__(self, metrics: Sequence[str], recogniser=None, device: str = "cpu",
+                 cache_dir: str | os.PathLike | None = None):
+        self.metrics = set(metrics)
+        self.recogniser = recogniser
+        self.asr_name = getattr(recogniser, "name", None)
+        self.mel_config = MelConfig()
+        self.mel = MelSpectrogram(self.mel_config)
+        needs_encoder = self.metrics & {"secs", "secs_to_source", "sv_accept"}
+        self.encoder = SpeakerEncoder.pretrained(device=device) if needs_encoder else None
+        self.cache_path = Path(cache_dir) / "input-embeddings.json" if cache_dir else None
+        self._embeddings: dict[str, list[float]] = self._read_cache()
+        self._digests: dict[Path, str] = {}
+        self._f0: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ inputs, cached by content
+    def digest(self, path: Path) -> str:
+        path = Path(path)
+        if path not in self._digests:
+            self._digests[path] = file_digest(path)
+        return self._digests[path]
+
+    def input_embedding(self, path: Path) -> np.ndarray:
+        key = self.digest(path)
+        if key not in self._embeddings:
+            self._embeddings[key] = self.encoder.embed(path).tolist()
+        return np.asarray(self._embeddings[key], dtype=np.float32)
+
+    def target_embedding(self, paths: Sequence[Path]) -> np.ndarray:
+        mean = np.mean([self.input_embedding(p) for p in paths], axis=0)
+        return mean / np.linalg.norm(mean)
+
+    def save_cache(self) -> None:
+        if self.cache_path is None or not self._embeddings:
+            return
+        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_path.with_suffix(f".{os.getpid()}.part")
+        tmp.write_text(json.dumps(self._embeddings))
+        os.replace(tmp, self.cache_path)
+
+    def _read_cache(self) -> dict[str, list[float]]:
+        if self.cache_path is None or not self.cache_path.is_file():
+            return {}
+        try:
+            return dict(json.loads(self.cache_path.read_text()))
+        except (ValueError, TypeError):  # a damaged cache is rebuilt, not trusted
+            return {}
+
+    def _source_f0(self, trial: Trial) -> np.ndarray:
+        key = self.digest(trial.source_path)
+        if key not in self._f0:
+            source = prepare_speech(trial.source_path, self.mel_config.sample_rate, SOURCE_LIMITS)
+            self._f0[key] = f0_contour(source.samples, source.sample_rate, self.mel_config.hop_length)
+        return self._f0[key]
+
+    def _log_mel(self, audio: Audio) -> np.ndarray:
+        clip = audio.resample(self.mel_config.sample_rate)
+        return self.mel(clip.to_tensor()).numpy()
+
+    # ------------------------------------------------------------------ one output
+    def score(self, system: System, trial: Trial, output: Audio) -> tuple[dict[str, float], str | None]:
+        """(metric values, ASR transcript or None) for one output. A metric that does not apply
+        to this trial (no transcript, no parallel utterance, ...) is left out."""
+        values: dict[str, float] = {}
+        wanted = self.metrics
+        if wanted & {"secs", "secs_to_source", "sv_accept"}:
+            embedding = self.encoder.embed(output)
+            values["secs"] = cosine(embedding, self.target_embedding(system.references_for(trial)))
+            if "secs_to_source" in wanted:
+                values["secs_to_source"] = cosine(embedding, self.input_embedding(trial.source_path))
+        transcript = None
+        text = normalize_text(system.expected_text(trial))
+        if wanted & {"wer", "cer"} and self.recogniser is not None and text:
+            transcript = self.recogniser.transcribe(output)
+            values.update(error_counts(text, normalize_text(transcript)))
+        reference = system.mcd_reference(trial)
+        if "mcd" in wanted and reference is not None:
+            target = prepare_speech(reference, self.mel_config.sample_rate, SOURCE_LIMITS)
+            values["mcd"] = mel_cepstral_distortion(self._log_mel(target), self._log_mel(output))
+        if wanted & {"f0_corr", "f0_rmse"} and system.keeps_timing:
+            clip = output.resample(self.mel_config.sample_rate)
+            out_f0 = f0_contour(clip.samples, clip.sample_rate, self.mel_config.hop_length)
+            try:
+                agreement = log_f0_agreement(self._source_f0(trial), out_f0)
+                values["f0_corr"], values["f0_rmse"] = agreement["corr"], agreement["rmse_semitones"]
+            except ValueError:
+                pass  # too few frames voiced in both: intonation cannot be compared
+        return values, transcript
+
+
+def error_counts(reference: str, hypothesis: str) -> dict[str, float]:
+    """Word and character errors of one normalised transcript pair, with their rates; the
+    counts let the report pool errors over trials (corpus-level WER) rather than average rates."""
+    words = jiwer.process_words(reference, hypothesis)
+    chars = jiwer.process_characters(reference, hypothesis)
+    word_errors = words.substitutions + words.deletions + words.insertions
+    char_errors = chars.substitutions + chars.deletions + chars.insertions
+    n_words, n_chars = len(reference.split()), len(reference)
+    return {"wer": word_errors / n_words, "cer": char_errors / n_chars,
+            "word_errors": float(word_errors), "words": float(n_words),
+            "char_errors": float(char_errors), "chars": float(n_chars)}
