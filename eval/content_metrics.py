@@ -7,8 +7,11 @@ utterances each, so the figures describe the same unseen speakers as the trial m
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Sequence
+
+import numpy as np
 
 from vc.audio import Audio, SpeechLimits, prepare_speech
 from vc.data import read_corpora, read_corpus
@@ -18,6 +21,7 @@ from .bitrate import bitrate
 from .protocol import Protocol
 from .systems import System
 
+MIN_ABX_RATE = 25.0  # frames per second below which content frames are held (see held_frames)
 # level-normalised like model input, but not trimmed: the alignment times refer to the file
 _UNTRIMMED = SpeechLimits(max_duration=None)
 
@@ -53,15 +57,32 @@ class AbxSet:
         return cls(items, audio)
 
 
-def content_figures(system: System, abx_set: AbxSet, metrics: Sequence[str]) -> dict:
-    """{"abx_within", "abx_across", "bitrate"} figures (those that apply) of one system, each
-    {"value", "ci95": None, "n"}; n is the items scored (ABX) or utterances (bitrate)."""
+def held_frames(features: dict[str, np.ndarray], frame_rate: float, minimum_rate: float = MIN_ABX_RATE
+                ) -> tuple[dict[str, np.ndarray], float]:
+    """Features repeated so each frame is held over the span it covers, at >= minimum_rate.
+
+    ABX takes the frames centred inside a phone; at AutoVC's few codes per second most phones
+    hold no frame centre and would be skipped. Holding frame i over its span (as the decoder
+    does) keeps every centre inside frame i's span, so the time offset stays as it was.
+    """
+    if frame_rate >= minimum_rate:
+        return features, frame_rate
+    repeat = math.ceil(minimum_rate / frame_rate)
+    return {u: np.repeat(f, repeat, axis=0) for u, f in features.items()}, frame_rate * repeat
+
+
+def content_figures(system: System, abx_set: AbxSet, metrics: Sequence[str]) -> tuple[dict, list[str]]:
+    """({"abx_within", "abx_across", "bitrate"} figures that apply, notes) of one system; each
+    figure is {"value", "ci95": None, "n"}, n the items scored (ABX) or utterances (bitrate)."""
     wanted = [m for m in ("abx_within", "abx_across", "bitrate") if m in metrics]
     if not wanted or not abx_set.items:
-        return {}
+        return {}, []
     content = system.content(abx_set.audio)
     if content is None:
-        return {}
+        return {}, []
+    features, rate = held_frames(content.features, content.frame_rate)
+    notes = [] if rate == content.frame_rate else [
+        f"{system.name}: ABX on content frames at {content.frame_rate:.1f}/s held to {rate:.1f}/s"]
     figures = {}
     for metric in wanted:
         if metric == "bitrate":
@@ -71,9 +92,10 @@ def content_figures(system: System, abx_set: AbxSet, metrics: Sequence[str]) -> 
                                    "n": len(content.codes)}
             continue
         try:
-            result = abx_error(abx_set.items, content.features, content.frame_rate,
-                               mode=metric.removeprefix("abx_"), time_offset=content.time_offset)
-        except ValueError:
-            continue  # too few items for this mode (e.g. one speaker only for across)
+            result = abx_error(abx_set.items, features, rate, mode=metric.removeprefix("abx_"),
+                               time_offset=content.time_offset)
+        except ValueError as err:  # too few items for this mode (e.g. one speaker only for across)
+            notes.append(f"{system.name}: no {metric}: {err}")
+            continue
         figures[metric] = {"value": result["error"], "ci95": None, "n": result["n_items"]}
-    return figures
+    return figures, notes

@@ -21,7 +21,7 @@ import torch
 
 from vc import __version__, load_audio
 
-from .content_metrics import AbxSet, content_figures
+from .content_metrics import MIN_ABX_RATE, AbxSet, content_figures
 from .protocol import Protocol
 from .render import write_report_files
 from .runner import ResultStore, run_trials, save_audio_atomically, slug
@@ -83,7 +83,9 @@ def build_report(protocol: Protocol, protocol_path: Path, systems: Sequence[Syst
                                                      sv["threshold"] if sv else None)}
         entry["not_run"] = len(protocol) - entry["trials"]
         if abx_set is not None:
-            entry["metrics"].update(_cached_content(system, abx_set, metrics, out_dir))
+            figures, content_notes = _cached_content(system, abx_set, metrics, out_dir)
+            entry["metrics"].update(figures)
+            notes.extend(content_notes)
         entries.append(entry)
     if abx_set is not None and abx_set.missing:
         notes.append(f"ABX and bitrate left out: {abx_set.missing}")
@@ -135,18 +137,19 @@ def _verification(protocol: Protocol, scorer: Scorer) -> dict | None:
         scorer.save_cache()
 
 
-def _cached_content(system: System, abx_set: AbxSet, metrics: Sequence[str], out_dir: Path) -> dict:
-    """Content figures, cached per system identity and item set."""
+def _cached_content(system: System, abx_set: AbxSet, metrics: Sequence[str], out_dir: Path
+                    ) -> tuple[dict, list[str]]:
+    """Content figures and notes, cached per system identity and item set."""
     wanted = sorted(m for m in ("abx_within", "abx_across", "bitrate") if m in metrics)
-    key = f"{system.identity[:16]}-{len(abx_set.items)}-{'-'.join(wanted)}"
+    key = f"{system.identity[:16]}-{len(abx_set.items)}-{'-'.join(wanted)}-{MIN_ABX_RATE}"
     path = out_dir / "results" / f"content-{slug(system.name)}.json"
     if path.is_file():
         cached = json.loads(path.read_text())
         if cached.get("key") == key:
-            return cached["figures"]
-    figures = content_figures(system, abx_set, wanted)
-    path.write_text(json.dumps({"key": key, "figures": figures}))
-    return figures
+            return cached["figures"], cached.get("notes", [])
+    figures, notes = content_figures(system, abx_set, wanted)
+    path.write_text(json.dumps({"key": key, "figures": figures, "notes": notes}))
+    return figures, notes
 
 
 def _examples(protocol: Protocol, systems: Sequence[System], rows_by_system: dict[str, list[dict]],

@@ -1,0 +1,157 @@
+"""The evaluation run for real: a tiny synthetic corpus (espeak-ng, with phone alignments), an
+untrained VQVC+, the baselines, a trial whose source is silent, interruption and resume, the
+report files and the model card."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from eval.__main__ import main as eval_cli
+from eval.protocol import Protocol, Trial, build_protocol
+from eval.runner import ResultStore, run_trials
+from eval.scoring import Scorer, expand_metrics
+from eval.systems import SourceBaseline, build_systems
+from vc.audio import load_audio
+from vc.data import build_corpus, read_corpus
+from vc.models.vqvc import VQVC
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """(protocol path with 3 real trials + 1 silent-source trial, model folder)."""
+    root = tmp_path_factory.mktemp("eval-run")
+    build_corpus(root / "corpus", voices=4, sentences=5, seed=0, test_fraction=0.5, parallel_fraction=0.4,
+                 engine_names=["espeak"], jobs=2, progress=False)
+    utterances = read_corpus(root / "corpus")
+    protocol = build_protocol(utterances, trials=3, seed=0, corpus_paths=[str(root / "corpus")])
+    silent = root / "silent.wav"
+    sf.write(silent, np.zeros(16000, dtype=np.float32), 16000)
+    first = protocol.trials[0]
+    protocol.trials.append(Trial("t-silent", silent, "nobody", first.target_speaker, first.reference_paths,
+                                 source_text="nothing at all"))
+    path = protocol.save(root / "protocol.json")
+    torch.manual_seed(0)
+    VQVC(code_channels=[16, 8], codebook_sizes=[16, 32], strides=[2, 2], hidden=48).save_pretrained(root / "vqvc")
+    return path, root / "vqvc"
+
+
+def test_run_report_and_card_end_to_end(setup, tmp_path, capsys):
+    protocol_path, model = setup
+    out = tmp_path / "eval"
+    assert eval_cli(["run", "--models", str(model), "--protocol", str(protocol_path), "--out", str(out),
+                     "--examples", "1", "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    systems = {s["name"]: s for s in report["systems"]}
+    assert list(systems) == ["source", "target ceiling", "resynthesis (griffinlim)", str(model)]
+    for system in systems.values():  # the silent source fails everywhere it is used; the rest run
+        expected_failures = 0 if system["name"] == "target ceiling" else 1
+        assert (system["trials"], system["failed"]) == (4, expected_failures), system["name"]
+    failures = [f for f in report["failures"] if f["trial_id"] == "t-silent"]
+    assert failures and all("silent" in f["error"] for f in failures)
+
+    source, ceiling, model_row = systems["source"]["metrics"], systems["target ceiling"]["metrics"], \
+        systems[str(model)]["metrics"]
+    assert source["secs_to_source"]["value"] > 0.97  # the source is (a trimmed copy of) itself
+    assert source["f0_corr"]["value"] == pytest.approx(1.0) and source["f0_rmse"]["value"] == pytest.approx(0.0)
+    assert ceiling["secs"]["value"] > source["secs"]["value"] + 0.1  # the target sounds like the target
+    assert "mcd" not in ceiling and "f0_corr" not in ceiling  # the ceiling is the parallel utterance
+    assert 0.0 <= report["sv_threshold"]["eer"] < 0.5
+    for name in ("secs", "mcd", "rtf", "wer", "cer"):
+        figure = model_row[name]
+        assert figure["n"] == 3 and figure["ci95"][0] <= figure["value"] <= figure["ci95"][1], name
+    assert model_row["rtf"]["value"] > 0 and "rtf" not in source
+    for name in ("abx_within", "abx_across"):  # content figures on the corpus's phone alignments
+        assert 0.0 <= source[name]["value"] <= 1.0 and 0.0 <= model_row[name]["value"] <= 1.0
+    assert model_row["bitrate"]["value"] > 0 and "bitrate" not in source
+    assert report["asr"] == "pocketsphinx"
+
+    ok_rows = [r for r in report["trials"] if r["status"] == "ok" and r["system"] == str(model)]
+    clip = load_audio(out / ok_rows[0]["audio"])
+    assert clip.sample_rate == 16000 and clip.duration > 0.5
+    html = (out / "report.html").read_text()
+    assert "data:audio/wav;base64," in html and "data:image/png;base64," in html
+    assert (out / "report.md").read_text().count("\n|") >= 5
+    assert "report.html" in capsys.readouterr().out
+
+    assert eval_cli(["card", "--report", str(out), "--model", str(model)]) == 0
+    card = (model / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    results = front["model-index"][0]["results"][0]
+    assert {m["type"] for m in results["metrics"]} >= {"secs", "wer", "mcd", "abx_within"}
+    assert eval_cli(["card", "--report", str(out), "--model", "no-such-model"]) == 2
+    assert "no model 'no-such-model'" in capsys.readouterr().err
+
+
+def test_interrupted_run_resumes_without_redoing_trials(setup, tmp_path):
+    protocol_path, model = setup
+    protocol = Protocol.load(protocol_path)
+    systems = build_systems([str(model)], baselines=False)
+    scorer = Scorer(expand_metrics(["similarity", "speed"]))
+    out = tmp_path / "eval"
+
+    made = []
+
+    def stop_after_two(row):
+        made.append(row)
+        if len(made) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(protocol, systems, scorer, out, show_progress=False, on_row=stop_after_two)
+    first = {r["trial_id"]: r for r in ResultStore(out).load().values()}
+    assert len(first) == 2
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "audio").rglob("*.wav")}
+
+    counts = run_trials(protocol, systems, scorer, out, show_progress=False)
+    assert (counts.reused, counts.converted, counts.failed) == (2, 1, 1)  # the silent one fails again
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished outputs untouched
+    rows = ResultStore(out).load()
+    assert {k[1] for k in rows} == {t.trial_id for t in protocol}
+    assert rows[str(model), "t-silent"]["status"] == "failed"
+
+    # asking for another metric rescores the saved outputs; nothing is converted again
+    richer = Scorer(expand_metrics(["similarity", "speed", "mcd"]))
+    counts = run_trials(protocol, systems, richer, out, show_progress=False)
+    assert (counts.converted, counts.rescored, counts.failed) == (0, 3, 1)
+    trial_id = next(iter(first))
+    rescored = ResultStore(out).load()[str(model), trial_id]
+    assert "mcd" in rescored["metrics"]
+    assert rescored["metrics"]["rtf"] == first[trial_id]["metrics"]["rtf"]  # speed kept from the conversion
+
+
+def test_identical_signals_score_perfectly(setup, tmp_path):
+    """A trial whose reference and parallel utterance are the source itself: the source
+    baseline then matches the target exactly on every signal metric."""
+    protocol = Protocol.load(setup[0])
+    source = protocol.trials[0].source_path
+    trial = Trial("same", source, "a", "b", (source,), source_text="", parallel_path=source)
+    system = SourceBaseline()
+    scorer = Scorer(expand_metrics(["similarity", "mcd", "f0"]))
+    values, transcript = scorer.score(system, trial, system.run(trial))
+    assert values["secs"] > 0.99 and values["secs_to_source"] > 0.99
+    assert values["mcd"] == pytest.approx(0.0, abs=1e-6)
+    assert values["f0_corr"] == pytest.approx(1.0) and values["f0_rmse"] == pytest.approx(0.0, abs=1e-9)
+    assert transcript is None  # no ASR asked for, and no text
+
+
+def test_bad_run_arguments_give_clear_errors(setup, tmp_path, capsys):
+    protocol_path, model = setup
+    assert eval_cli(["run", "--models", "no-such-model", "--protocol", str(protocol_path),
+                     "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+    assert eval_cli(["run", "--protocol", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert eval_cli(["run", "--no-baselines", "--protocol", str(protocol_path), "--out", str(tmp_path / "x")]) == 2
+    assert "nothing to evaluate" in capsys.readouterr().err
+    assert eval_cli(["run", "--models", str(model), "--protocol", str(protocol_path), "--out", str(tmp_path / "x"),
+                     "--shard", "3/2"]) == 2
+    assert "--shard" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x" / "report.json")
