@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from vc import __version__, load_audio
+from vc import VoicelabError, __version__, load_audio
 
 from .content_metrics import MIN_ABX_RATE, AbxSet, content_figures
 from .protocol import Protocol
@@ -128,13 +128,19 @@ def _verification(protocol: Protocol, scorer: Scorer) -> dict | None:
         if trial.parallel_path is not None:
             clips[trial.target_speaker].add(trial.parallel_path)
     k = max(len(t.reference_paths) for t in protocol)
+    embeddings, skipped = defaultdict(list), []
+    for speaker, paths in clips.items():
+        for path in sorted(paths):
+            try:
+                embeddings[speaker].append(scorer.input_embedding(path))
+            except VoicelabError as err:  # an unusable clip (silent, unreadable) is left out
+                skipped.append(f"{path.name}: {err}")
+    scorer.save_cache()
     try:
-        embeddings = {spk: [scorer.input_embedding(p) for p in sorted(paths)] for spk, paths in clips.items()}
-        return verification_threshold(embeddings, references=k)
-    except Exception as err:  # noqa: BLE001 - the accept rate is lost, not the report
-        return {"threshold": None, "error": f"{type(err).__name__}: {err}"}
-    finally:
-        scorer.save_cache()
+        result = verification_threshold(embeddings, references=k)
+    except ValueError as err:  # the accept rate is lost, not the report
+        return {"threshold": None, "error": str(err), "skipped_clips": skipped}
+    return {**result, "skipped_clips": skipped}
 
 
 def _cached_content(system: System, abx_set: AbxSet, metrics: Sequence[str], out_dir: Path

@@ -125,10 +125,21 @@ class Scorer:
         except (ValueError, TypeError):  # a damaged cache is rebuilt, not trusted
             return {}
 
+    def _prepared_source(self, trial: Trial) -> Audio:
+        """The source as a converter receives it (trimmed, level-normalised): outputs keep its
+        timing, so F0 and similarity to the source are measured against it."""
+        return prepare_speech(trial.source_path, self.mel_config.sample_rate, SOURCE_LIMITS)
+
+    def _source_embedding(self, trial: Trial) -> np.ndarray:
+        key = "prepared:" + self.digest(trial.source_path)
+        if key not in self._embeddings:
+            self._embeddings[key] = self.encoder.embed(self._prepared_source(trial)).tolist()
+        return np.asarray(self._embeddings[key], dtype=np.float32)
+
     def _source_f0(self, trial: Trial) -> np.ndarray:
         key = self.digest(trial.source_path)
         if key not in self._f0:
-            source = prepare_speech(trial.source_path, self.mel_config.sample_rate, SOURCE_LIMITS)
+            source = self._prepared_source(trial)
             self._f0[key] = f0_contour(source.samples, source.sample_rate, self.mel_config.hop_length)
         return self._f0[key]
 
@@ -146,7 +157,7 @@ class Scorer:
             embedding = self.encoder.embed(output)
             values["secs"] = cosine(embedding, self.target_embedding(system.references_for(trial)))
             if "secs_to_source" in wanted:
-                values["secs_to_source"] = cosine(embedding, self.input_embedding(trial.source_path))
+                values["secs_to_source"] = cosine(embedding, self._source_embedding(trial))
         transcript = None
         text = normalize_text(system.expected_text(trial))
         if wanted & {"wer", "cer"} and self.recogniser is not None and text:

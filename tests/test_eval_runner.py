@@ -51,15 +51,14 @@ def test_run_report_and_card_end_to_end(setup, tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     systems = {s["name"]: s for s in report["systems"]}
     assert list(systems) == ["source", "target ceiling", "resynthesis (griffinlim)", str(model)]
-    for system in systems.values():  # the silent source fails everywhere it is used; the rest run
-        expected_failures = 0 if system["name"] == "target ceiling" else 1
-        assert (system["trials"], system["failed"]) == (4, expected_failures), system["name"]
+    for system in systems.values():  # the silent source fails every system; the rest run
+        assert (system["trials"], system["failed"]) == (4, 1), system["name"]
     failures = [f for f in report["failures"] if f["trial_id"] == "t-silent"]
     assert failures and all("silent" in f["error"] for f in failures)
 
     source, ceiling, model_row = systems["source"]["metrics"], systems["target ceiling"]["metrics"], \
         systems[str(model)]["metrics"]
-    assert source["secs_to_source"]["value"] > 0.97  # the source is (a trimmed copy of) itself
+    assert source["secs_to_source"]["value"] == pytest.approx(1.0)  # the source is what models receive
     assert source["f0_corr"]["value"] == pytest.approx(1.0) and source["f0_rmse"]["value"] == pytest.approx(0.0)
     assert ceiling["secs"]["value"] > source["secs"]["value"] + 0.1  # the target sounds like the target
     assert "mcd" not in ceiling and "f0_corr" not in ceiling  # the ceiling is the parallel utterance
@@ -136,7 +135,9 @@ def test_identical_signals_score_perfectly(setup, tmp_path):
     system = SourceBaseline()
     scorer = Scorer(expand_metrics(["similarity", "mcd", "f0"]))
     values, transcript = scorer.score(system, trial, system.run(trial))
-    assert values["secs"] > 0.99 and values["secs_to_source"] > 0.99
+    assert values["secs_to_source"] == pytest.approx(1.0)
+    # references are embedded as recorded; trimming the output moves GE2E's windows a little
+    assert values["secs"] > 0.95
     assert values["mcd"] == pytest.approx(0.0, abs=1e-6)
     assert values["f0_corr"] == pytest.approx(1.0) and values["f0_rmse"] == pytest.approx(0.0, abs=1e-9)
     assert transcript is None  # no ASR asked for, and no text
