@@ -42,7 +42,7 @@ def read_report(where: str | os.PathLike) -> dict:
 def card_results(report: dict, model: str) -> tuple[dict, dict]:
     """(the report's entry for `model`, the evaluation block for `update_model_card_metrics`)."""
     entries = [s for s in report["systems"] if s["kind"] == "model"]
-    matches = [s for s in entries if model in (s["name"], s.get("model"))]
+    matches = [s for s in entries if s["name"] == model] or [s for s in entries if s.get("model") == model]
     if not matches:
         names = ", ".join(s["name"] for s in entries) or "none"
         raise CardError(f"the report has no model {model!r}; its models: {names}")
@@ -59,7 +59,7 @@ def card_results(report: dict, model: str) -> tuple[dict, dict]:
     for name, figure in entry["metrics"].items():
         if figure.get("value") is None:
             continue
-        args = {"n": figure["n"]}
+        args = {"n": figure["n"], "vocoder": entry.get("vocoder")}
         if figure.get("ci95"):
             args["ci95"] = [round(x, 4) for x in figure["ci95"]]
         if name in ("wer", "cer") and report.get("asr"):

@@ -74,6 +74,10 @@ def test_unreadable_inputs_are_refused_with_a_reason(tmp_path):
         load_audio(tmp_path)
     with pytest.raises(AudioError, match="no samples"):
         load_audio(np.zeros(0, dtype=np.float32), source_rate=16000)
+    headers_only = tmp_path / "headers-only.wav"  # a valid WAV with zero frames
+    sf.write(headers_only, np.zeros((0, 2), dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match="contains no samples"):
+        load_audio(headers_only)
     broken = np.ones(16000, dtype=np.float32)
     broken[100] = np.nan
     with pytest.raises(AudioError, match="NaN"):

@@ -90,20 +90,9 @@ def plot_losses(log: RunLog, path: Path, *curves: tuple[str, str]) -> Path | Non
 def plot_mels(mels: dict[str, torch.Tensor], path: Path, frame_rate: float) -> Path | None:
     """Mel spectrograms one above the other, titled with their names, as a PNG."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+        from vc.plots import mel_figure
+        fig = mel_figure(mels, frame_rate)
+    except ImportError:  # matplotlib is optional for training
         return None
-    fig, axes = plt.subplots(len(mels), 1, figsize=(8, 2.2 * len(mels)), squeeze=False)
-    for ax, (name, mel) in zip(axes[:, 0], mels.items()):
-        mel = mel.detach().cpu().float()
-        ax.imshow(mel.numpy(), origin="lower", aspect="auto", cmap="magma",
-                  extent=(0, mel.shape[-1] / frame_rate, 0, mel.shape[0]))
-        ax.set_title(name, fontsize=10)
-        ax.set_ylabel("mel band")
-    axes[-1, 0].set_xlabel("seconds")
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path

@@ -88,8 +88,8 @@ def _to_float(samples: np.ndarray) -> np.ndarray:
 
 
 def _to_mono(samples: np.ndarray, name: str) -> np.ndarray:
-    if samples.ndim == 1:
-        return samples
+    if samples.ndim == 1 or samples.size == 0:  # an empty file: load_audio says so, not "NaN"
+        return samples.reshape(-1)
     if samples.ndim != 2:
         raise AudioError(f"{name}: expected 1-D (samples) or 2-D (samples x channels) audio, "
                          f"got shape {samples.shape}")

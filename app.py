@@ -1,0 +1,242 @@
+"""voicelab's web demo: any-to-any voice conversion in the browser (a Hugging Face Space app).
+
+    python3 app.py                       # http://127.0.0.1:7860, shipped checkpoints, offline
+    python3 app.py --registry models.json --max-seconds 30 --max-upload-mb 20 --concurrency 2
+
+UI wiring only: models come from `vc.registry`, conversion from `vc.pipeline`, pictures from
+`vc.plots` and the evaluation report from `eval.render`. API: `/convert` (source audio,
+reference audio, model name) -> converted audio, for `gradio_client` scripts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from vc import SpeechLimits, VoicelabError, load_audio
+from vc.plots import figure_image, mel_figure
+from vc.registry import ModelRegistry
+from vc.speaker import cosine
+
+ROOT = Path(__file__).resolve().parent
+CLONE_NOTE = ("**Text-to-speech voice cloning** (SV2TTS: GE2E speaker encoder, text-to-mel synthesizer, "
+              "neural vocoder) arrives with the cloning work; this tab and a `/clone` endpoint will hold it.")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    registry: Path = ROOT / "models.json"
+    voices: Path = ROOT / "assets" / "voices"
+    examples: Path = ROOT / "assets" / "examples"
+    reports: Path = ROOT / "reports"
+    max_seconds: float = 30.0
+    max_upload_mb: int = 20
+    concurrency: int = 2
+    queue_size: int = 32
+
+
+def _error(err: Exception) -> gr.Error:
+    return gr.Error(str(err) if isinstance(err, VoicelabError) else f"conversion failed: {type(err).__name__}: {err}")
+
+
+class Demo:
+    """The page's state: one model registry shared by every visitor (models load once)."""
+
+    def __init__(self, settings: DemoSettings):
+        self.settings = settings
+        limits = SpeechLimits(max_duration=settings.max_seconds)
+        self.registry = ModelRegistry.from_file(settings.registry, source_limits=limits, reference_limits=limits)
+        self.voices = {p.stem: p for p in sorted(settings.voices.glob("*.wav"))}
+
+    def _reference(self, reference: str | None, preset: str | None) -> str:
+        if reference:
+            return reference
+        if preset in self.voices:
+            return str(self.voices[preset])
+        raise gr.Error("No target voice: upload or record a reference clip of the target speaker, "
+                       "or pick a preset voice.")
+
+    def _run(self, source, reference, model, vocoder, progress=None):
+        if not source:
+            raise gr.Error("No source clip: upload or record the speech to convert.")
+        try:
+            converter = self.registry.converter(model, vocoder)
+            started = time.perf_counter()
+            output = converter.convert(source, reference, progress=progress)
+            return converter, output, time.perf_counter() - started
+        except VoicelabError as err:
+            raise _error(err) from None
+
+    def convert(self, source, reference, preset, model, vocoder, progress=gr.Progress()):
+        """Convert tab: audio, spectrograms, similarity to the reference, timing."""
+        reference = self._reference(reference, preset)
+        report = lambda fraction, what="": progress(fraction, desc=what)
+        converter, output, seconds = self._run(source, reference, model, vocoder, report)
+        encoder = converter.speaker_encoder
+        similarity = cosine(encoder.embed(output), encoder.embed(reference))
+        mels = {name: converter.mel(clip.resample(converter.sample_rate).to_tensor())
+                for name, clip in (("source", load_audio(source)), ("reference", load_audio(reference)),
+                                   ("output", output))}
+        image = figure_image(mel_figure(mels, converter.mel_config.frame_rate, height_each=1.6))
+        summary = (f"**Similarity to the reference:** {similarity:.3f} (GE2E cosine; the same speaker "
+                   f"usually scores above 0.75)  \n**Time:** {seconds:.2f} s for {output.duration:.1f} s of "
+                   f"audio ({output.duration / max(seconds, 1e-9):.0f}× real time) with {model} + {vocoder}")
+        return (output.sample_rate, output.samples), image, summary
+
+    def convert_api(self, source, reference, model):
+        """The `/convert` endpoint: converted audio only, with the default vocoder."""
+        if not reference:
+            raise gr.Error("No reference clip: send a clip of the target speaker.")
+        _, output, _ = self._run(source, reference, model or self.registry.default_converter,
+                                 self.registry.default_vocoder)
+        return output.sample_rate, output.samples
+
+    def compare(self, source, reference, preset, models, vocoder):
+        """Compare tab: every chosen model on the same input, side by side."""
+        reference = self._reference(reference, preset)
+        if not models:
+            raise gr.Error("No model chosen: tick at least one model to compare.")
+        names = self.registry.converter_names()
+        updates = []
+        for name in names:
+            if name not in models:
+                updates += [gr.update(visible=False, value=None), gr.update(visible=False)]
+                continue
+            converter, output, seconds = self._run(source, reference, name, vocoder)
+            encoder = converter.speaker_encoder
+            similarity = cosine(encoder.embed(output), encoder.embed(reference))
+            updates += [gr.update(visible=True, value=(output.sample_rate, output.samples), label=name),
+                        gr.update(visible=True, value=f"**{name}**: similarity {similarity:.3f}, {seconds:.2f} s")]
+        return updates
+
+    def report_names(self) -> list[str]:
+        return sorted(p.parent.name for p in self.settings.reports.glob("*/report.json"))
+
+    def report_html(self, name: str | None) -> str:
+        from eval.render import render_html
+
+        if not name:
+            return "<p>No evaluation report yet: run <code>python -m eval run ...</code> and copy it under reports/.</p>"
+        folder = self.settings.reports / name
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        examples = 2 if (folder / "audio").is_dir() else 0
+        return render_html(report, folder, standalone=False, max_examples=examples)
+
+    def model_card(self, name: str | None) -> str:
+        folder = self.registry.model_folder(name) if name else None
+        card = folder / "README.md" if folder else None
+        if card is None or not card.is_file():
+            return "No model card (Griffin-Lim has no weights)." if name == "griffinlim" else "No model card."
+        text = card.read_text(encoding="utf-8")
+        return text.split("---", 2)[2] if text.startswith("---") else text  # the YAML is for the Hub
+
+    def availability(self) -> str:
+        missing = self.registry.unavailable()
+        if not missing:
+            return ""
+        lines = "\n".join(f"- **{name}**: {why}" for name, why in missing.items())
+        return f"Unavailable models (the others work):\n{lines}"
+
+
+def build_app(settings: DemoSettings = DemoSettings()) -> gr.Blocks:
+    demo_state = Demo(settings)
+    registry = demo_state.registry
+    models, vocoders = registry.converter_names(), registry.vocoder_names()
+    presets = list(demo_state.voices)
+    with gr.Blocks(title="voicelab", delete_cache=(1800, 3600)) as app:
+        gr.Markdown("# voicelab\nAny-to-any voice conversion: say something, pick a voice, hear yourself in it. "
+                    f"Clips up to {settings.max_seconds:.0f} s; nothing you upload is shown to anyone else.")
+        gr.Markdown(demo_state.availability())
+        with gr.Tab("Convert"):
+            with gr.Row():
+                source = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Source speech",
+                                  elem_id="source-audio")
+                reference = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                                     label="Target voice (a few seconds of the target speaker)",
+                                     elem_id="reference-audio")
+            with gr.Row():
+                preset = gr.Dropdown(presets, value=None, label="…or a preset voice")
+                model = gr.Dropdown(models, value=registry.default_converter, label="Model")
+                vocoder = gr.Dropdown(vocoders, value=registry.default_vocoder, label="Vocoder")
+            button = gr.Button("Convert", variant="primary", elem_id="convert-button")
+            output = gr.Audio(label="Converted", elem_id="output-audio", interactive=False)
+            summary = gr.Markdown(elem_id="convert-summary")
+            spectrograms = gr.Image(label="Mel spectrograms", interactive=False)
+            button.click(demo_state.convert, [source, reference, preset, model, vocoder],
+                         [output, spectrograms, summary], api_name="convert_ui", api_visibility="private")
+            # before the examples, whose follow-up event would otherwise take the name
+            api_output = gr.Audio(visible=False)
+            gr.Button(visible=False).click(demo_state.convert_api, [source, reference, model], api_output,
+                                           api_name="convert")
+            gr.Examples([[str(p), None, presets[i % len(presets)], registry.default_converter,
+                          registry.default_vocoder] for i, p in enumerate(sorted(settings.examples.glob("*.wav")))],
+                        [source, reference, preset, model, vocoder], [output, spectrograms, summary],
+                        fn=demo_state.convert, run_on_click=True, cache_examples=False,
+                        label="One-click examples (synthetic voices)", api_visibility="private",
+                        api_name="convert_example")
+        with gr.Tab("Clone"):
+            gr.Markdown(CLONE_NOTE)
+        with gr.Tab("Compare"):
+            with gr.Row():
+                c_source = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Source speech")
+                c_reference = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Target voice")
+            with gr.Row():
+                c_preset = gr.Dropdown(presets, value=presets[0] if presets else None, label="…or a preset voice")
+                c_models = gr.CheckboxGroup(models, value=models, label="Models")
+                c_vocoder = gr.Dropdown(vocoders, value=registry.default_vocoder, label="Vocoder")
+            c_button = gr.Button("Compare", variant="primary")
+            slots = []
+            with gr.Row():
+                for name in models:
+                    with gr.Column():
+                        slots += [gr.Audio(label=name, visible=False, interactive=False), gr.Markdown(visible=False)]
+            c_button.click(demo_state.compare, [c_source, c_reference, c_preset, c_models, c_vocoder], slots,
+                           api_name="compare")
+        with gr.Tab("Results"):
+            reports = demo_state.report_names()
+            chosen = gr.Dropdown(reports, value=reports[-1] if reports else None, label="Evaluation report")
+            report_view = gr.HTML(demo_state.report_html(reports[-1] if reports else None))
+            chosen.change(demo_state.report_html, chosen, report_view, api_name="report", api_visibility="private")
+            card_choice = gr.Dropdown(models + vocoders, value=registry.default_converter, label="Model card")
+            card_view = gr.Markdown(demo_state.model_card(registry.default_converter))
+            card_choice.change(demo_state.model_card, card_choice, card_view, api_name="model_card",
+                               api_visibility="private")
+    app.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
+    app.voicelab = demo_state  # for tests and warm-up
+    return app
+
+
+def warm_up(app: gr.Blocks) -> None:
+    """Load the default models in the background so the first visitor does not wait for it."""
+    registry = app.voicelab.registry
+
+    def load():
+        converter = registry.converter(registry.default_converter, registry.default_vocoder)
+        converter.speaker_encoder  # noqa: B018 - loads the GE2E weights
+    threading.Thread(target=load, daemon=True).start()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="voicelab web demo")
+    parser.add_argument("--host", default=None, help="interface to listen on (default 127.0.0.1, or $GRADIO_SERVER_NAME)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 7860, or $GRADIO_SERVER_PORT)")
+    parser.add_argument("--registry", type=Path, default=DemoSettings.registry, help="model registry JSON")
+    parser.add_argument("--max-seconds", type=float, default=DemoSettings.max_seconds, help="longest clip accepted")
+    parser.add_argument("--max-upload-mb", type=int, default=DemoSettings.max_upload_mb, help="largest upload")
+    parser.add_argument("--concurrency", type=int, default=DemoSettings.concurrency,
+                        help="conversions run at once; more requests wait in the queue")
+    args = parser.parse_args()
+    settings = DemoSettings(registry=args.registry, max_seconds=args.max_seconds,
+                            max_upload_mb=args.max_upload_mb, concurrency=args.concurrency)
+    app = build_app(settings)
+    warm_up(app)
+    app.launch(server_name=args.host, server_port=args.port, max_file_size=f"{settings.max_upload_mb}mb")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""A list of the models an application offers, loaded lazily and once.
+
+    registry = ModelRegistry.from_file("models.json")
+    registry.converter_names()           # what the page lists
+    registry.unavailable()               # {"owner/repo": "not in the local cache (offline)"}
+    converter = registry.converter("vqvc-small", "hifigan-fast")   # loaded on first use, reused
+
+The file (JSON) names converters and vocoders; each has a display `name`, a `source` (a name
+under checkpoints/, a folder, or a Hub repo id) and, for Hub models, a pinned `revision`.
+"griffinlim" needs no weights. Entries that cannot be found are reported, not fatal: a page
+offline still serves the shipped models and says which others are missing and why.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .errors import ModelNotFoundError, VoicelabError
+from .hub import resolve_model_dir
+from .pipeline import VoiceConverter, load_vocoder
+
+WEIGHTLESS_VOCODERS = ("griffinlim",)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    source: str
+    revision: str | None = None
+    description: str = ""
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], where: str) -> "ModelEntry":
+        unknown = set(raw) - {"name", "source", "revision", "description"}
+        if unknown or "source" not in raw:
+            raise VoicelabError(f"{where}: an entry needs 'source' (and may have 'name', 'revision', "
+                                f"'description'); got keys {sorted(raw)}")
+        return cls(str(raw.get("name") or raw["source"]), str(raw["source"]),
+                   raw.get("revision"), str(raw.get("description", "")))
+
+
+class ModelRegistry:
+    """Converters and vocoders by display name; `converter()` loads each pair once.
+
+    Args:
+        converters, vocoders: the entries, in the order the page lists them.
+        default_converter, default_vocoder: names of the entries to preselect.
+        device: where models run.
+        converter_options: passed to every `VoiceConverter` (e.g. source_limits).
+    """
+
+    def __init__(self, converters: Sequence[ModelEntry], vocoders: Sequence[ModelEntry],
+                 default_converter: str | None = None, default_vocoder: str | None = None,
+                 device: str = "cpu", **converter_options):
+        self.converters = {e.name: e for e in converters}
+        self.vocoders = {e.name: e for e in vocoders}
+        if not self.converters or not self.vocoders:
+            raise VoicelabError("a model registry needs at least one converter and one vocoder")
+        self.default_converter = default_converter or next(iter(self.converters))
+        self.default_vocoder = default_vocoder or next(iter(self.vocoders))
+        self.device, self.converter_options = device, converter_options
+        self._loaded: dict[tuple[str, str], VoiceConverter] = {}
+        self._lock = threading.Lock()
+        self._missing = {**self._check(self.converters), **self._check(self.vocoders)}
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, device: str = "cpu", **converter_options) -> "ModelRegistry":
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise VoicelabError(f"cannot read the model registry {path}: {err}") from None
+        entries = {kind: [ModelEntry.parse(e, f"{path}: {kind}[{i}]") for i, e in enumerate(raw.get(kind, []))]
+                   for kind in ("converters", "vocoders")}
+        return cls(entries["converters"], entries["vocoders"], raw.get("default_converter"),
+                   raw.get("default_vocoder"), device, **converter_options)
+
+    def _check(self, entries: Mapping[str, ModelEntry]) -> dict[str, str]:
+        """Name -> why it cannot be loaded, for entries that cannot be found (Hub ones are
+        fetched into the cache here, so a page knows at start which ones it can offer)."""
+        missing = {}
+        for name, entry in entries.items():
+            if entry.source in WEIGHTLESS_VOCODERS:
+                continue
+            try:
+                resolve_model_dir(entry.source, entry.revision)
+            except ModelNotFoundError as err:
+                missing[name] = str(err)
+        return missing
+
+    def unavailable(self) -> dict[str, str]:
+        """Entries that cannot be loaded, with the reason."""
+        return dict(self._missing)
+
+    def converter_names(self) -> list[str]:
+        return [n for n in self.converters if n not in self._missing]
+
+    def vocoder_names(self) -> list[str]:
+        return [n for n in self.vocoders if n not in self._missing]
+
+    def model_folder(self, name: str) -> Path | None:
+        """The local folder of an available entry (for its model card), None for Griffin-Lim."""
+        entry = self.converters.get(name) or self.vocoders.get(name)
+        if entry is None or entry.source in WEIGHTLESS_VOCODERS or name in self._missing:
+            return None
+        return resolve_model_dir(entry.source, entry.revision)
+
+    def converter(self, model: str, vocoder: str) -> VoiceConverter:
+        """The converter for (model, vocoder), loaded on first request and then reused."""
+        for name, kind, table in ((model, "model", self.converters), (vocoder, "vocoder", self.vocoders)):
+            if name not in table:
+                raise ModelNotFoundError(f"unknown {kind} {name!r}; choose one of: {', '.join(table)}")
+            if name in self._missing:
+                raise ModelNotFoundError(f"the {kind} {name!r} is unavailable: {self._missing[name]}")
+        with self._lock:  # two first requests for one pair load it once
+            key = (model, vocoder)
+            if key not in self._loaded:
+                entry, voc = self.converters[model], self.vocoders[vocoder]
+                vocoder_spec = voc.source if voc.source in WEIGHTLESS_VOCODERS else \
+                    load_vocoder(resolve_model_dir(voc.source, voc.revision), device=self.device)
+                self._loaded[key] = VoiceConverter.from_pretrained(
+                    resolve_model_dir(entry.source, entry.revision), vocoder=vocoder_spec, device=self.device,
+                    **self.converter_options)
+            return self._loaded[key]
