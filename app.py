@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -52,9 +54,28 @@ class Demo:
         limits = SpeechLimits(max_duration=settings.max_seconds)
         self.registry = ModelRegistry.from_file(settings.registry, source_limits=limits, reference_limits=limits)
         self.voices = {p.stem: p for p in sorted(settings.voices.glob("*.wav"))}
+        self.outputs = Path(tempfile.mkdtemp(prefix="voicelab-outputs-"))
+
+    def _file(self, audio) -> str:
+        """The output as a file of its own. Gradio names returned arrays by their content and
+        writes them in place, so two visitors getting identical audio at once could read each
+        other's half-written file; a returned file is copied into its cache atomically."""
+        cutoff = time.time() - 600
+        for old in self.outputs.glob("*.wav"):  # gradio has its copy by then
+            if old.stat().st_mtime < cutoff:
+                old.unlink(missing_ok=True)
+        handle, name = tempfile.mkstemp(suffix=".wav", dir=self.outputs)
+        os.close(handle)
+        return str(audio.save(name))
 
     def _reference(self, reference: str | None, preset: str | None) -> str:
         if reference:
+            try:
+                if load_audio(reference).duration < 2.0:
+                    gr.Warning("The reference clip is under 2 s: the voice will be matched loosely. "
+                               "3 to 10 s of the target speaker works best.")
+            except VoicelabError as err:
+                raise _error(err) from None
             return reference
         if preset in self.voices:
             return str(self.voices[preset])
@@ -86,7 +107,7 @@ class Demo:
         summary = (f"**Similarity to the reference:** {similarity:.3f} (GE2E cosine; the same speaker "
                    f"usually scores above 0.75)  \n**Time:** {seconds:.2f} s for {output.duration:.1f} s of "
                    f"audio ({output.duration / max(seconds, 1e-9):.0f}× real time) with {model} + {vocoder}")
-        return (output.sample_rate, output.samples), image, summary
+        return self._file(output), image, summary
 
     def convert_api(self, source, reference, model):
         """The `/convert` endpoint: converted audio only, with the default vocoder."""
@@ -94,7 +115,7 @@ class Demo:
             raise gr.Error("No reference clip: send a clip of the target speaker.")
         _, output, _ = self._run(source, reference, model or self.registry.default_converter,
                                  self.registry.default_vocoder)
-        return output.sample_rate, output.samples
+        return self._file(output)
 
     def compare(self, source, reference, preset, models, vocoder):
         """Compare tab: every chosen model on the same input, side by side."""
@@ -110,7 +131,7 @@ class Demo:
             converter, output, seconds = self._run(source, reference, name, vocoder)
             encoder = converter.speaker_encoder
             similarity = cosine(encoder.embed(output), encoder.embed(reference))
-            updates += [gr.update(visible=True, value=(output.sample_rate, output.samples), label=name),
+            updates += [gr.update(visible=True, value=self._file(output), label=name),
                         gr.update(visible=True, value=f"**{name}**: similarity {similarity:.3f}, {seconds:.2f} s")]
         return updates
 

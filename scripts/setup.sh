@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox)
+PIP_EXTRA=()
+if [ "${1:-}" = "--tests" ]; then
+  # the browser test drives Debian's chromium with Playwright (browsers cannot be downloaded)
+  APT_PACKAGES+=(chromium fonts-dejavu-core)
+  PIP_EXTRA+=(pytest playwright)
+fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -18,6 +24,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PYTHON=${PYTHON:-python3}
-"$PYTHON" -m pip install -q -r requirements.txt pytest
+"$PYTHON" -m pip install -q -r requirements.txt "${PIP_EXTRA[@]}"
 "$PYTHON" -m pip install -q --no-deps -e .
 echo "voicelab is set up."
