@@ -12,7 +12,7 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from app import ROOT, DemoSettings, build_app
+from app import ROOT, Demo, DemoSettings, build_app
 
 SOURCE = ROOT / "assets" / "examples" / "flite-rms-deep.wav"
 VOICE = ROOT / "assets" / "voices" / "festival-slt-light.wav"
@@ -96,3 +96,14 @@ def test_compare_runs_each_model_once(client):
 def _wav(path: Path, samples: np.ndarray) -> Path:
     sf.write(path, np.asarray(samples, dtype=np.float32), 16000)
     return path
+
+
+def test_page_lists_unavailable_models_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    registry = tmp_path / "models.json"
+    registry.write_text('{"converters": [{"source": "vqvc-small"}, {"name": "hub-model", "source": '
+                        '"someone/model", "revision": "abc123"}], "vocoders": [{"source": "griffinlim"}]}')
+    demo = Demo(DemoSettings(registry=registry))
+    assert "hub-model" in demo.availability() and "offline" in demo.availability()
+    assert demo.registry.converter_names() == ["vqvc-small"]
