@@ -97,7 +97,7 @@ def build_report(protocol: Protocol, protocol_path: Path, systems: Sequence[Syst
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "voicelab_version": __version__,
         "protocol": {"path": os.path.relpath(protocol_path.resolve(), out_dir.resolve()),
-                     "trials": len(protocol), "metadata": protocol.metadata},
+                     "trials": len(protocol), "metadata": _portable_metadata(protocol.metadata, out_dir)},
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "asr": scorer.asr_name, "sv_threshold": sv, "notes": notes,
@@ -108,6 +108,19 @@ def build_report(protocol: Protocol, protocol_path: Path, systems: Sequence[Syst
         "trials": rows,
         "examples": _examples(protocol, systems, rows_by_system, out_dir, examples),
     }
+
+
+def _portable_metadata(metadata: dict, out_dir: Path) -> dict:
+    """The protocol's metadata with its corpus paths relative to the report folder, so a report
+    names no machine's absolute paths (and still points at the corpora when moved with them)."""
+    def relative(path: str) -> str:
+        return os.path.relpath(Path(path).resolve(), out_dir.resolve())
+    portable = dict(metadata)
+    if isinstance(portable.get("corpora"), list):
+        portable["corpora"] = [relative(p) for p in portable["corpora"]]
+    if isinstance(portable.get("root"), str):
+        portable["root"] = relative(portable["root"])
+    return portable
 
 
 def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
