@@ -129,6 +129,8 @@ def run_trials(protocol: Protocol, systems: Sequence[System], scorer: Scorer, ou
     out_dir = Path(out_dir)
     store = ResultStore(out_dir, rank)
     existing = store.load()
+    # content-addressed: an output made under another name (same weights, same inputs) is reused
+    by_key = {row["key"]: row for row in existing.values() if row["status"] == "ok"}
     trials = protocol.trials[rank::world]
     counts = RunCounts()
     warm: set[str] = set()
@@ -138,9 +140,11 @@ def run_trials(protocol: Protocol, systems: Sequence[System], scorer: Scorer, ou
             bar.set_postfix_str(system.name)
             for trial in trials:
                 row = _one_trial(system, trial, scorer, out_dir, existing.get((system.name, trial.trial_id)), counts,
-                                  warm)
+                                  warm, by_key)
                 if row is not None:
                     store.append(row)
+                    if row["status"] == "ok":
+                        by_key[row["key"]] = row
                     if on_row:
                         on_row(row)
                 bar.update(1)
@@ -151,13 +155,17 @@ def run_trials(protocol: Protocol, systems: Sequence[System], scorer: Scorer, ou
 
 
 def _one_trial(system: System, trial: Trial, scorer: Scorer, out_dir: Path, old: dict | None,
-               counts: RunCounts, warm: set[str]) -> dict | None:
+               counts: RunCounts, warm: set[str], by_key: dict[str, dict]) -> dict | None:
     key = system.trial_key(trial, scorer.digest)
     audio_path = out_dir / "audio" / slug(system.name) / f"{slug(trial.trial_id)}-{key[:12]}.wav"
-    if old and old["key"] == key and old["status"] == "ok" and audio_path.is_file():
+    adopted = False
+    if not (old and old["key"] == key) and key in by_key:  # the same system under another name
+        old, adopted = {**by_key[key], "system": system.name, "trial_id": trial.trial_id}, True
+    if old and old["key"] == key and old["status"] == "ok" and (out_dir / old["audio"]).is_file():
+        audio_path = out_dir / old["audio"]
         if not _needs_rescoring(old, scorer):
             counts.reused += 1
-            return None
+            return old if adopted else None
         row = dict(old)
         try:
             output = load_audio(audio_path)

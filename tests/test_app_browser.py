@@ -35,8 +35,10 @@ def url():
 @pytest.fixture
 def page(url):
     with sync_api.sync_playwright() as playwright:
-        # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start; containers
+        # often have a tiny /dev/shm, which --disable-dev-shm-usage avoids
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         page.goto(url)
         page.wait_for_selector("#convert-button")

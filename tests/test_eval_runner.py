@@ -116,6 +116,12 @@ def test_interrupted_run_resumes_without_redoing_trials(setup, tmp_path):
     assert {k[1] for k in rows} == {t.trial_id for t in protocol}
     assert rows[str(model), "t-silent"]["status"] == "failed"
 
+    # outputs are found by content: the same model under another name is not converted again
+    renamed = build_systems([f"{model}+griffinlim"], baselines=False)
+    counts = run_trials(protocol, renamed, scorer, out, show_progress=False)
+    assert (counts.reused, counts.converted, counts.failed) == (3, 0, 1)
+    assert ResultStore(out).load()[f"{model}+griffinlim", trial_id_of(first)]["status"] == "ok"
+
     # asking for another metric rescores the saved outputs; nothing is converted again
     richer = Scorer(expand_metrics(["similarity", "speed", "mcd"]))
     counts = run_trials(protocol, systems, richer, out, show_progress=False)
@@ -124,6 +130,10 @@ def test_interrupted_run_resumes_without_redoing_trials(setup, tmp_path):
     rescored = ResultStore(out).load()[str(model), trial_id]
     assert "mcd" in rescored["metrics"]
     assert rescored["metrics"]["rtf"] == first[trial_id]["metrics"]["rtf"]  # speed kept from the conversion
+
+
+def trial_id_of(rows: dict) -> str:
+    return next(iter(rows))
 
 
 def test_identical_signals_score_perfectly(setup, tmp_path):
