@@ -20,7 +20,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from vc import SpeechLimits, VoicelabError, load_audio
+from vc import Audio, SpeechLimits, VoicelabError, load_audio
 from vc.plots import figure_image, mel_figure
 from vc.registry import ModelRegistry
 from vc.speaker import cosine
@@ -55,6 +55,7 @@ class Demo:
         self.registry = ModelRegistry.from_file(settings.registry, source_limits=limits, reference_limits=limits)
         self.voices = {p.stem: p for p in sorted(settings.voices.glob("*.wav"))}
         self.outputs = Path(tempfile.mkdtemp(prefix="voicelab-outputs-"))
+        self._rendered: dict[tuple[str, int], str] = {}
 
     def _file(self, audio) -> str:
         """The output as a file of its own. Gradio names returned arrays by their content and
@@ -68,23 +69,31 @@ class Demo:
         os.close(handle)
         return str(audio.save(name))
 
-    def _reference(self, reference: str | None, preset: str | None) -> str:
+    @staticmethod
+    def _load(path: str) -> Audio:
+        try:
+            return load_audio(path)
+        except VoicelabError as err:
+            raise _error(err) from None
+
+    def _source(self, source: str | None) -> Audio:
+        if not source:
+            raise gr.Error("No source clip: upload or record the speech to convert.")
+        return self._load(source)
+
+    def _reference(self, reference: str | None, preset: str | None) -> Audio:
         if reference:
-            try:
-                if load_audio(reference).duration < 2.0:
-                    gr.Warning("The reference clip is under 2 s: the voice will be matched loosely. "
-                               "3 to 10 s of the target speaker works best.")
-            except VoicelabError as err:
-                raise _error(err) from None
-            return reference
+            clip = self._load(reference)
+            if clip.duration < 2.0:
+                gr.Warning("The reference clip is under 2 s: the voice will be matched loosely. "
+                           "3 to 10 s of the target speaker works best.")
+            return clip
         if preset in self.voices:
-            return str(self.voices[preset])
+            return self._load(str(self.voices[preset]))
         raise gr.Error("No target voice: upload or record a reference clip of the target speaker, "
                        "or pick a preset voice.")
 
-    def _run(self, source, reference, model, vocoder, progress=None):
-        if not source:
-            raise gr.Error("No source clip: upload or record the speech to convert.")
+    def _run(self, source: Audio, reference: Audio, model, vocoder, progress=None):
         try:
             converter = self.registry.converter(model, vocoder)
             started = time.perf_counter()
@@ -93,16 +102,17 @@ class Demo:
         except VoicelabError as err:
             raise _error(err) from None
 
+    def _similarity(self, output: Audio, reference_embedding) -> float:
+        return cosine(self.registry.speaker_encoder.embed(output), reference_embedding)
+
     def convert(self, source, reference, preset, model, vocoder, progress=gr.Progress()):
         """Convert tab: audio, spectrograms, similarity to the reference, timing."""
-        reference = self._reference(reference, preset)
+        source, reference = self._source(source), self._reference(reference, preset)
         report = lambda fraction, what="": progress(fraction, desc=what)
         converter, output, seconds = self._run(source, reference, model, vocoder, report)
-        encoder = converter.speaker_encoder
-        similarity = cosine(encoder.embed(output), encoder.embed(reference))
+        similarity = self._similarity(output, self.registry.speaker_encoder.embed(reference))
         mels = {name: converter.mel(clip.resample(converter.sample_rate).to_tensor())
-                for name, clip in (("source", load_audio(source)), ("reference", load_audio(reference)),
-                                   ("output", output))}
+                for name, clip in (("source", source), ("reference", reference), ("output", output))}
         image = figure_image(mel_figure(mels, converter.mel_config.frame_rate, height_each=1.6))
         summary = (f"**Similarity to the reference:** {similarity:.3f} (GE2E cosine; the same speaker "
                    f"usually scores above 0.75)  \n**Time:** {seconds:.2f} s for {output.duration:.1f} s of "
@@ -113,24 +123,23 @@ class Demo:
         """The `/convert` endpoint: converted audio only, with the default vocoder."""
         if not reference:
             raise gr.Error("No reference clip: send a clip of the target speaker.")
-        _, output, _ = self._run(source, reference, model or self.registry.default_converter,
-                                 self.registry.default_vocoder)
+        _, output, _ = self._run(self._source(source), self._load(reference),
+                                 model or self.registry.default_converter, self.registry.default_vocoder)
         return self._file(output)
 
     def compare(self, source, reference, preset, models, vocoder):
         """Compare tab: every chosen model on the same input, side by side."""
-        reference = self._reference(reference, preset)
+        source, reference = self._source(source), self._reference(reference, preset)
         if not models:
             raise gr.Error("No model chosen: tick at least one model to compare.")
-        names = self.registry.converter_names()
+        target = self.registry.speaker_encoder.embed(reference)
         updates = []
-        for name in names:
+        for name in self.registry.converter_names():
             if name not in models:
                 updates += [gr.update(visible=False, value=None), gr.update(visible=False)]
                 continue
-            converter, output, seconds = self._run(source, reference, name, vocoder)
-            encoder = converter.speaker_encoder
-            similarity = cosine(encoder.embed(output), encoder.embed(reference))
+            _, output, seconds = self._run(source, reference, name, vocoder)
+            similarity = self._similarity(output, target)
             updates += [gr.update(visible=True, value=self._file(output), label=name),
                         gr.update(visible=True, value=f"**{name}**: similarity {similarity:.3f}, {seconds:.2f} s")]
         return updates
@@ -139,14 +148,18 @@ class Demo:
         return sorted(p.parent.name for p in self.settings.reports.glob("*/report.json"))
 
     def report_html(self, name: str | None) -> str:
-        from eval.render import render_html
-
+        """A report rendered once per version of its file (charts take seconds to draw), when
+        the Results tab is first opened rather than at start-up."""
         if not name:
-            return "<p>No evaluation report yet: run <code>python -m eval run ...</code> and copy it under reports/.</p>"
-        folder = self.settings.reports / name
-        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-        examples = 2 if (folder / "audio").is_dir() else 0
-        return render_html(report, folder, standalone=False, max_examples=examples)
+            return "<p>No evaluation report yet: run <code>python -m eval run ...</code> and publish it under reports/.</p>"
+        path = self.settings.reports / name / "report.json"
+        key = (name, path.stat().st_mtime_ns)
+        if key not in self._rendered:
+            from eval.render import render_html
+            report = json.loads(path.read_text(encoding="utf-8"))
+            examples = 2 if (path.parent / "audio").is_dir() else 0
+            self._rendered[key] = render_html(report, path.parent, standalone=False, max_examples=examples)
+        return self._rendered[key]
 
     def model_card(self, name: str | None) -> str:
         folder = self.registry.model_folder(name) if name else None
@@ -218,15 +231,18 @@ def build_app(settings: DemoSettings = DemoSettings()) -> gr.Blocks:
                         slots += [gr.Audio(label=name, visible=False, interactive=False), gr.Markdown(visible=False)]
             c_button.click(demo_state.compare, [c_source, c_reference, c_preset, c_models, c_vocoder], slots,
                            api_name="compare")
-        with gr.Tab("Results"):
+        with gr.Tab("Results") as results_tab:
             reports = demo_state.report_names()
             chosen = gr.Dropdown(reports, value=reports[-1] if reports else None, label="Evaluation report")
-            report_view = gr.HTML(demo_state.report_html(reports[-1] if reports else None))
-            chosen.change(demo_state.report_html, chosen, report_view, api_name="report", api_visibility="private")
+            report_view = gr.HTML()
             card_choice = gr.Dropdown(models + vocoders, value=registry.default_converter, label="Model card")
-            card_view = gr.Markdown(demo_state.model_card(registry.default_converter))
-            card_choice.change(demo_state.model_card, card_choice, card_view, api_name="model_card",
-                               api_visibility="private")
+            card_view = gr.Markdown()
+            show_report = dict(fn=demo_state.report_html, inputs=chosen, outputs=report_view, api_visibility="private")
+            show_card = dict(fn=demo_state.model_card, inputs=card_choice, outputs=card_view, api_visibility="private")
+            results_tab.select(**show_report, api_name="report")
+            chosen.change(**show_report, api_name="report_choice")
+            results_tab.select(**show_card, api_name="model_card")
+            card_choice.change(**show_card, api_name="model_card_choice")
     app.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     app.voicelab = demo_state  # for tests and warm-up
     return app

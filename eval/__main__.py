@@ -10,6 +10,7 @@
            [--metrics NAME ...] [--no-baselines] [--examples K] [--shard R/N] [--threads T]
                                    convert and score; resumes in DIR; writes DIR/report.{json,md,html}
   card --report DIR --model M      write M's figures from DIR/report.json into its model card
+  publish --report DIR --out DIR2  a summary of the run (no per-trial rows) for others to read
 
 Each command is registered by an `_add_*` function that sets `handler` on its sub-parser, so
 further commands (run, card, report) slot in the same way. Bad input prints `error: ...` and
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_real_speech_protocol(commands)
     _add_run(commands)
     _add_card(commands)
+    _add_publish(commands)
     return parser
 
 
@@ -145,6 +147,20 @@ def _add_card(commands) -> None:
     sub.add_argument("--model", required=True, help="the model as given to --models (or its folder)")
     sub.add_argument("--folder", default=None, help="model folder to update (default: the model's own folder)")
     sub.set_defaults(handler=_card)
+
+
+def _add_publish(commands) -> None:
+    sub = commands.add_parser("publish", help="a run's report without per-trial rows (e.g. for reports/)")
+    sub.add_argument("--report", required=True, help="a `python -m eval run` output folder")
+    sub.add_argument("--out", required=True, help="folder to write report.json and report.md into")
+    sub.set_defaults(handler=_publish)
+
+
+def _publish(args) -> int:
+    from eval.report import publish_report
+
+    print(f"wrote {publish_report(args.report, args.out).parent}/report.json, report.md")
+    return 0
 
 
 def _shard(text: str | None, device: str):

@@ -21,7 +21,6 @@ import json
 import os
 import random
 import re
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from vc import __version__
 from vc.data import Utterance, read_corpora
 from vc.errors import VoicelabError
+from vc.hub import write_text_atomically
 
 FORMAT = "voicelab-protocol"
 FORMAT_VERSION = 1
@@ -134,12 +134,7 @@ class Protocol:
                 writer.writerow({k: "|".join(v) if k == "reference_paths" else ("" if v is None else v)
                                  for k, v in row.items()})
             text = buffer.getvalue()
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".part", delete=False, encoding="utf-8",
-                                         newline="") as tmp:  # a reader never sees half a file
-            tmp.write(text)
-        os.replace(tmp.name, path)
-        return path
+        return write_text_atomically(path, text)  # a reader never sees half a file
 
     @classmethod
     def load(cls, path: str | os.PathLike, check_files: bool = True) -> "Protocol":

@@ -19,11 +19,11 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from vc.hub import write_files_atomically
 
 if TYPE_CHECKING:  # matplotlib is imported when a chart is drawn, so Markdown needs none
     from matplotlib.axes import Axes
@@ -439,19 +439,9 @@ def write_report_files(report: dict, report_dir: str | Path) -> dict[str, Path]:
     report_dir.mkdir(parents=True, exist_ok=True)
     # Render both before writing either, so a rendering error leaves the old pair intact.
     texts = {"md": render_markdown(report), "html": render_html(report, report_dir)}
-    paths = {kind: report_dir / f"report.{kind}" for kind in texts}
-    for kind, text in texts.items():
-        _write_atomically(paths[kind], text)
-    return paths
+    write_files_atomically(report_dir, {f"report.{kind}": _bytes_writer(text) for kind, text in texts.items()})
+    return {kind: report_dir / f"report.{kind}" for kind in texts}
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(temp, 0o644)  # mkstemp makes it private; a report is meant to be shared
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+def _bytes_writer(text: str):
+    return lambda temp: temp.write_bytes(text.encode("utf-8"))

@@ -20,11 +20,12 @@ from typing import Sequence
 import torch
 
 from vc import VoicelabError, __version__, load_audio
+from vc.hub import write_text_atomically
 
 from .content_metrics import MIN_ABX_RATE, AbxSet, content_figures
 from .protocol import Protocol
-from .render import write_report_files
-from .runner import ResultStore, run_trials, save_audio_atomically, slug
+from .render import render_markdown, write_report_files
+from .runner import ResultStore, run_trials, slug
 from .scoring import METRICS, Scorer, expand_metrics
 from .summary import summarise_system, verification_threshold
 from .systems import System, build_systems
@@ -110,11 +111,30 @@ def build_report(protocol: Protocol, protocol_path: Path, systems: Sequence[Syst
     }
 
 
-def _portable_metadata(metadata: dict, out_dir: Path) -> dict:
+def publish_report(report_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """A summary of a run for others to read (the web demo's Results tab, a repository):
+    report.json without the per-trial rows and listening examples, and report.md. The run
+    folder keeps everything; paths are re-based onto the new folder."""
+    from .card import read_report
+
+    report_dir, out_dir = Path(report_dir), Path(out_dir)
+    report = read_report(report_dir)
+    summary = {k: v for k, v in report.items() if k not in ("trials", "examples")}
+    summary["per_trial_rows"] = f"{len(report.get('trials', []))} rows, left out when published"
+    rebase = lambda rel: os.path.relpath((report_dir / rel).resolve(), out_dir.resolve())
+    protocol = summary["protocol"] = dict(report["protocol"])
+    protocol["path"] = rebase(protocol["path"])
+    protocol["metadata"] = _portable_metadata(protocol.get("metadata", {}), out_dir,
+                                              lambda p: (report_dir / p).resolve())
+    write_text_atomically(out_dir / "report.json", json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    return write_text_atomically(out_dir / "report.md", render_markdown(summary))
+
+
+def _portable_metadata(metadata: dict, out_dir: Path, locate=lambda p: Path(p).resolve()) -> dict:
     """The protocol's metadata with its corpus paths relative to the report folder, so a report
     names no machine's absolute paths (and still points at the corpora when moved with them)."""
     def relative(path: str) -> str:
-        return os.path.relpath(Path(path).resolve(), out_dir.resolve())
+        return os.path.relpath(locate(path), out_dir.resolve())
     portable = dict(metadata)
     if isinstance(portable.get("corpora"), list):
         portable["corpora"] = [relative(p) for p in portable["corpora"]]
@@ -126,10 +146,9 @@ def _portable_metadata(metadata: dict, out_dir: Path) -> dict:
 def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     """report.json (atomically), then report.md and report.html."""
     out_dir = Path(out_dir)
-    tmp = out_dir / f"report.json.{os.getpid()}.part"
-    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "report.json")
-    return {"json": out_dir / "report.json", **write_report_files(report, out_dir)}
+    path = write_text_atomically(out_dir / "report.json",
+                                 json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
+    return {"json": path, **write_report_files(report, out_dir)}
 
 
 def _verification(protocol: Protocol, scorer: Scorer) -> dict | None:
@@ -167,7 +186,7 @@ def _cached_content(system: System, abx_set: AbxSet, metrics: Sequence[str], out
         if cached.get("key") == key:
             return cached["figures"], cached.get("notes", [])
     figures, notes = content_figures(system, abx_set, wanted)
-    path.write_text(json.dumps({"key": key, "figures": figures, "notes": notes}))
+    write_text_atomically(path, json.dumps({"key": key, "figures": figures, "notes": notes}))
     return figures, notes
 
 
@@ -185,7 +204,7 @@ def _examples(protocol: Protocol, systems: Sequence[System], rows_by_system: dic
         for role, path in (("source", trial.source_path), ("reference", trial.reference_paths[0])):
             copy = out_dir / "audio" / "inputs" / f"{slug(trial.trial_id)}-{role}.wav"
             if not copy.is_file():
-                save_audio_atomically(load_audio(path), copy)
+                load_audio(path).save(copy)
             inputs[role] = copy.relative_to(out_dir).as_posix()
         chosen.append({"trial_id": trial.trial_id, "text": trial.source_text,
                        "source_speaker": trial.source_speaker, "target_speaker": trial.target_speaker,

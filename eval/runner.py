@@ -115,13 +115,6 @@ def _needs_rescoring(row: dict, scorer: Scorer) -> bool:
     return bool(asked & {"wer", "cer"}) and row.get("asr") != scorer.asr_name
 
 
-def save_audio_atomically(audio: Audio, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + f".{os.getpid()}.part.wav")
-    audio.save(tmp)
-    os.replace(tmp, path)
-
-
 def run_trials(protocol: Protocol, systems: Sequence[System], scorer: Scorer, out_dir: str | os.PathLike,
                rank: int = 0, world: int = 1, show_progress: bool = True,
                on_row: Callable[[dict], None] | None = None) -> RunCounts:
@@ -186,7 +179,7 @@ def _one_trial(system: System, trial: Trial, scorer: Scorer, out_dir: Path, old:
             start = time.perf_counter()
             output = system.run(trial)
             seconds = time.perf_counter() - start
-        save_audio_atomically(output, audio_path)
+        output.save(audio_path)  # atomic: a crash never leaves half a wav behind
         metrics, transcript = _scored(system, trial, scorer, output, None)
         if system.kind != "baseline" or system.vocoder:
             metrics["rtf"] = seconds / max(output.duration, 1e-9)

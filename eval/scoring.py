@@ -15,6 +15,7 @@ import jiwer
 import numpy as np
 
 from vc.audio import Audio, prepare_speech
+from vc.hub import write_text_atomically
 from vc.mel import MelConfig, MelSpectrogram
 from vc.speaker import SpeakerEncoder, cosine
 
@@ -112,10 +113,7 @@ class Scorer:
     def save_cache(self) -> None:
         if self.cache_path is None or not self._embeddings:
             return
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_path.with_suffix(f".{os.getpid()}.part")
-        tmp.write_text(json.dumps(self._embeddings))
-        os.replace(tmp, self.cache_path)
+        write_text_atomically(self.cache_path, json.dumps(self._embeddings))
 
     def _read_cache(self) -> dict[str, list[float]]:
         if self.cache_path is None or not self.cache_path.is_file():

@@ -80,6 +80,13 @@ def test_run_report_and_card_end_to_end(setup, tmp_path, capsys):
     assert (out / "report.md").read_text().count("\n|") >= 5
     assert "report.html" in capsys.readouterr().out
 
+    published = tmp_path / "published" / "synthetic"
+    assert eval_cli(["publish", "--report", str(out), "--out", str(published)]) == 0
+    summary = json.loads((published / "report.json").read_text())
+    assert "trials" not in summary and summary["systems"] == report["systems"]
+    assert (published / summary["protocol"]["path"]).resolve() == protocol_path.resolve()
+    assert (published / "report.md").read_text().startswith("# ")
+
     assert eval_cli(["card", "--report", str(out), "--model", str(model)]) == 0
     card = (model / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])

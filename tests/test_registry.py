@@ -49,7 +49,9 @@ def test_each_pair_loads_once_even_under_concurrent_requests(registry_file):
     for thread in threads:
         thread.join()
     assert len(got) == 4 and all(c is got[0] for c in got)
-    assert registry.converter("vqvc-small", "griffinlim") is not got[0]
+    other = registry.converter("vqvc-small", "griffinlim")
+    assert other is not got[0]
+    assert other.speaker_encoder is got[0].speaker_encoder is registry.speaker_encoder  # one GE2E for all
     assert type(got[0].vocoder).__name__ == "HiFiGAN"
 
 

@@ -266,14 +266,18 @@ class Trainer:
         src = ema.speaker([src_mel], source.embedding.to(device))
         tgt = ema.speaker([tgt_mel], target.embedding.to(device))
         converted = ema.convert(src_mel[None], src[None], tgt[None])[0].float().cpu()
+        wav = GriffinLim(ema.mel, n_iter=32)(converted)
+        self._save_sample(step, Audio(wav.numpy(), ema.mel.sample_rate),
+                          {f"source ({source.utterance.speaker})": source.mel,
+                           f"target reference ({target.utterance.speaker})": target.mel,
+                           f"converted, step {step}": converted}, ema.mel.frame_rate)
+
+    def _save_sample(self, step: int, audio: Audio, mels: dict[str, torch.Tensor], frame_rate: float) -> None:
+        """RUN_DIR/samples/stepNNNNNNN.wav and .png (the mels one above the other)."""
         folder = self.out / "samples"
         folder.mkdir(exist_ok=True)
-        wav = GriffinLim(ema.mel, n_iter=32)(converted)
-        Audio(wav.numpy(), ema.mel.sample_rate).save(folder / f"step{step:07d}.wav")
-        plot_mels({f"source ({source.utterance.speaker})": source.mel,
-                   f"target reference ({target.utterance.speaker})": target.mel,
-                   f"converted, step {step}": converted},
-                  folder / f"step{step:07d}.png", ema.mel.frame_rate)
+        audio.save(folder / f"step{step:07d}.wav")
+        plot_mels(mels, folder / f"step{step:07d}.png", frame_rate)
 
     def checkpoint(self, live, ema, optimizer, scheduler, step: int, log: RunLog | None) -> None:
         acc = self.accelerator

@@ -32,7 +32,7 @@ from .gan import (
     Discriminators, MultiResolutionMelLoss, SpectrumLoss, discriminator_loss,
     feature_matching_loss, generator_adversarial_loss,
 )
-from .logs import RunLog, plot_mels
+from .logs import RunLog
 from .loop import Trainer, load_utterances, lr_factor, update_ema
 from .vocoder_data import (
     VocoderBatches, VocoderItem, load_mel_model, load_waveforms, reconstructed_mels, vocoder_items,
@@ -217,12 +217,10 @@ class VocoderTrainer(Trainer):
         generator.eval()
         wav = generator(mel[None])[0].float().cpu()
         generator.train(was_training)
-        folder = self.out / "samples"
-        folder.mkdir(exist_ok=True)
-        Audio(wav.numpy(), generator.mel.sample_rate).save(folder / f"step{step:07d}.wav")
         again = MelSpectrogram(generator.mel)(wav)
-        plot_mels({f"input mel ({item.name})": mel.cpu(), f"mel of the vocoder's output, step {step}": again},
-                  folder / f"step{step:07d}.png", generator.mel.frame_rate)
+        self._save_sample(step, Audio(wav.numpy(), generator.mel.sample_rate),
+                          {f"input mel ({item.name})": mel.cpu(), f"mel of the vocoder's output, step {step}": again},
+                          generator.mel.frame_rate)
 
     def checkpoint(self, live, ema, discriminators, optimizers, step: int, log: RunLog | None) -> None:
         acc = self.accelerator

@@ -63,11 +63,13 @@ class VoiceConverter:
         vocoder: "griffinlim", a vocoder model name, or a vocoder module.
         device: where to run.
         source_limits, reference_limits: what counts as usable source and reference speech.
+        speaker_encoder: a loaded `SpeakerEncoder` to use (and share between converters);
+            by default one is loaded on first need.
     """
 
     def __init__(self, model: ConversionModel, vocoder: Union[str, torch.nn.Module] = "griffinlim",
                  device: str = "cpu", source_limits: SpeechLimits = SpeechLimits(),
-                 reference_limits: SpeechLimits = SpeechLimits(max_duration=120.0)):
+                 reference_limits: SpeechLimits = SpeechLimits(max_duration=120.0), speaker_encoder=None):
         if not isinstance(model, ConversionModel):
             raise CheckpointError(f"a {type(model).__name__} is not a voice-conversion model; "
                                   "give an AutoVC, VQVC+ or VQ-VAE model")
@@ -78,7 +80,7 @@ class VoiceConverter:
         self.vocoder = load_vocoder(vocoder, model.mel, device)
         self.device = device
         self.source_limits, self.reference_limits = source_limits, reference_limits
-        self._speaker_encoder = None
+        self._speaker_encoder = speaker_encoder
 
     @classmethod
     def from_pretrained(cls, name: Union[str, os.PathLike], vocoder: Union[str, torch.nn.Module] = "griffinlim",

@@ -64,6 +64,7 @@ class ModelRegistry:
         self.default_vocoder = default_vocoder or next(iter(self.vocoders))
         self.device, self.converter_options = device, converter_options
         self._loaded: dict[tuple[str, str], VoiceConverter] = {}
+        self._speaker_encoder = None
         self._lock = threading.Lock()
         self._missing = {**self._check(self.converters), **self._check(self.vocoders)}
 
@@ -109,6 +110,15 @@ class ModelRegistry:
             return None
         return resolve_model_dir(entry.source, entry.revision)
 
+    @property
+    def speaker_encoder(self):
+        """The GE2E encoder, loaded once and shared by every converter of the registry."""
+        with self._lock:
+            if self._speaker_encoder is None:
+                from .speaker import SpeakerEncoder
+                self._speaker_encoder = SpeakerEncoder.pretrained(device=self.device)
+            return self._speaker_encoder
+
     def converter(self, model: str, vocoder: str) -> VoiceConverter:
         """The converter for (model, vocoder), loaded on first request and then reused."""
         for name, kind, table in ((model, "model", self.converters), (vocoder, "vocoder", self.vocoders)):
@@ -116,6 +126,7 @@ class ModelRegistry:
                 raise ModelNotFoundError(f"unknown {kind} {name!r}; choose one of: {', '.join(table)}")
             if name in self._missing:
                 raise ModelNotFoundError(f"the {kind} {name!r} is unavailable: {self._missing[name]}")
+        encoder = self.speaker_encoder
         with self._lock:  # two first requests for one pair load it once
             key = (model, vocoder)
             if key not in self._loaded:
@@ -124,5 +135,5 @@ class ModelRegistry:
                     load_vocoder(resolve_model_dir(voc.source, voc.revision), device=self.device)
                 self._loaded[key] = VoiceConverter.from_pretrained(
                     resolve_model_dir(entry.source, entry.revision), vocoder=vocoder_spec, device=self.device,
-                    **self.converter_options)
+                    speaker_encoder=encoder, **self.converter_options)
             return self._loaded[key]

@@ -149,6 +149,14 @@ def write_text(text: str) -> Callable[[Path], None]:
     return lambda path: path.write_text(text, encoding="utf-8")
 
 
+def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
+    """Write one UTF-8 text file so a reader sees the old file or the new one, never half of
+    either (bytes as given: no newline translation)."""
+    path = Path(path)
+    write_files_atomically(path.parent, {path.name: lambda temp: temp.write_bytes(text.encode("utf-8"))})
+    return path
+
+
 def write_files_atomically(folder: Path, writers: Mapping[str, Callable[[Path], None]],
                            *, guard: str | None = None) -> None:
     """Write several files into `folder` so that a crash never leaves a mix that loads.
