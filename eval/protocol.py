@@ -35,7 +35,7 @@ FORMAT = "voicelab-protocol"
 FORMAT_VERSION = 1
 _CSV_META_PREFIX = "# voicelab-protocol "  # first CSV line: the metadata as JSON
 _REQUIRED = ("trial_id", "source_path", "source_speaker", "target_speaker", "reference_paths")
-_PATH_KEYS = ("corpora", "root")  # metadata entries holding paths (stored portable as well)
+_PATH_KEYS = ("corpora", "root", "texts")  # metadata entries holding paths (stored portable as well)
 GENDER_SOURCES = ("LibriSpeech SPEAKERS.TXT, LibriTTS speakers.tsv or VCTK speaker-info.txt beside the audio,"
                   " a gender/sex column in a manifest, or an explicit genders mapping")
 
@@ -59,6 +59,8 @@ class Trial:
         source_corpus, target_corpus: corpus names (`Utterance.corpus`).
         sentence_id: the source's sentence id where the corpus gives one.
         source_gender, target_gender: "F"/"M" (or the corpus's label) where known.
+        parallel_text: the parallel utterance's transcript as its corpus gives it, "" where
+            unknown (no parallel utterance, or a hand-written protocol that only names it).
     """
 
     trial_id: str
@@ -73,6 +75,7 @@ class Trial:
     sentence_id: str | None = None
     source_gender: str | None = None
     target_gender: str | None = None
+    parallel_text: str = ""
 
     def __post_init__(self):
         # Normalise so a trial read back from JSON or CSV equals the one that was saved.
@@ -82,7 +85,7 @@ class Trial:
         put("parallel_path", Path(self.parallel_path) if self.parallel_path else None)
         for name in ("trial_id", "source_speaker", "target_speaker"):
             put(name, str(getattr(self, name)))
-        for name in ("source_text", "source_corpus", "target_corpus"):
+        for name in ("source_text", "source_corpus", "target_corpus", "parallel_text"):
             put(name, str(getattr(self, name) or ""))
         for name in ("sentence_id", "source_gender", "target_gender"):
             value = getattr(self, name)
@@ -100,7 +103,17 @@ class Trial:
 
 @dataclass
 class Protocol:
-    """A list of trials plus how they were made (builder, seed, options, corpora, version)."""
+    """A list of trials plus how they were made (builder, seed, options, corpora, version).
+
+    Metadata every builder writes: "builder", "created_by", "seed", "trials", "options",
+    "corpora" (the folders read, stored relative to the protocol file like the trials' paths),
+    "speakers" and "parallel_trials". Optional:
+
+    - "wer_reference": what a source's WER/CER is measured against. "transcript" (the default
+      when absent): the trial's `source_text`, and trials without one have no WER. "asr-of-source":
+      no source has a transcript; each is scored against the ASR transcript of the unconverted
+      source. "mixed": `source_text` where a trial has one, else the ASR of its source.
+    """
 
     trials: list[Trial]
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -255,7 +268,7 @@ def build_protocol(utterances: Iterable[Utterance], trials: int, seed: int, refe
             chosen.append(Trial(
                 f"t{len(chosen) + 1:0{len(str(trials))}d}", source.path, s, t, tuple(u.path for u in refs),
                 source.text or "", parallel[0].path if parallel else None, source.corpus, by_speaker[t][0].corpus,
-                source.extra.get("sentence_id"), gender[s], gender[t]))
+                source.extra.get("sentence_id"), gender[s], gender[t], (parallel[0].text or "") if parallel else ""))
             added = True
             if len(chosen) == trials:
                 break
@@ -280,9 +293,13 @@ def build_protocol(utterances: Iterable[Utterance], trials: int, seed: int, refe
     return Protocol(chosen, metadata)
 
 
+REAL_SPEECH_CORPORA = ("librispeech", "vctk", "ljspeech")  # what build_real_speech_protocol can use
+REAL_SPEECH_DEFAULT = ("librispeech", "vctk")  # the held-out ones: LJSpeech is also training data
+
+
 def build_real_speech_protocol(root: str | os.PathLike, trials: int, seed: int, references_per_target: int = 2,
                                cross_gender: bool = False, require_text: bool = False,
-                               corpora: Sequence[str] = ("librispeech", "vctk"),
+                               corpora: Sequence[str] = REAL_SPEECH_DEFAULT,
                                genders: Mapping[str, str] | None = None) -> Protocol:
     """A protocol over the held-out speakers of a `../shared/real-speech/`-style folder.
 
@@ -291,16 +308,22 @@ def build_real_speech_protocol(root: str | os.PathLike, trials: int, seed: int, 
     `*.trans.txt` where present; VCTK utterances with the same transcript are parallel.
     Speaker ids are prefixed with the corpus name ("librispeech:367", "vctk:p225").
 
+    `ljspeech/` (one female reader, "ljspeech:LJ", normalised transcripts) is used only when
+    named in `corpora`: it is not in the default because LJSpeech is also training data (vocoders,
+    text-to-mel), so it is not held out and its figures are not zero-shot ones. The metadata
+    lists it under "not_held_out".
+
     Args:
-        corpora: which of "librispeech" and "vctk" to use.
+        corpora: which of "librispeech", "vctk" (the default pair) and "ljspeech" to use.
         others: as for `build_protocol`.
     """
     root = Path(root)
-    unknown = sorted(set(corpora) - {"librispeech", "vctk"})
+    unknown = sorted(set(corpora) - set(REAL_SPEECH_CORPORA))
     if unknown:
-        raise ProtocolError(f"unknown corpora {unknown}; a real-speech folder offers librispeech and vctk")
+        raise ProtocolError(f"unknown corpora {unknown}; a real-speech folder offers {', '.join(REAL_SPEECH_CORPORA)}")
     if not root.is_dir():
-        raise ProtocolError(f"{root} is not a folder; give a real-speech folder holding librispeech/ and/or vctk/")
+        raise ProtocolError(f"{root} is not a folder; give a real-speech folder holding librispeech/, vctk/"
+                            " and/or ljspeech/")
     sources: list[Path] = []
     names: list[str] = []
     libri = root / "librispeech"
@@ -311,13 +334,19 @@ def build_real_speech_protocol(root: str | os.PathLike, trials: int, seed: int, 
     if "vctk" in corpora and (root / "vctk").is_dir():
         sources.append(root / "vctk")
         names.append("vctk")
+    held_out = names[:]
+    if "ljspeech" in corpora and (root / "ljspeech").is_dir():
+        sources.append(root / "ljspeech")
+        names.append("ljspeech")
     if not sources:
-        raise ProtocolError(f"{root} has no held-out speakers of {list(corpora)}: looked for"
-                            " librispeech/test-*, librispeech/dev-* and vctk/")
+        raise ProtocolError(f"{root} has none of the speakers of {list(corpora)}: looked for"
+                            " librispeech/test-*, librispeech/dev-*, vctk/ and ljspeech/")
     protocol = build_protocol(read_corpora(sources, names), trials, seed, references_per_target,
                               cross_gender=cross_gender, require_text=require_text, genders=genders,
                               corpus_paths=sources)
-    protocol.metadata.update(builder="build_real_speech_protocol", root=os.path.abspath(root), held_out=names)
+    protocol.metadata.update(builder="build_real_speech_protocol", root=os.path.abspath(root), held_out=held_out)
+    if len(names) > len(held_out):
+        protocol.metadata["not_held_out"] = names[len(held_out):]
     return protocol
 
 
@@ -339,10 +368,20 @@ def _sentence_key(utt: Utterance) -> tuple | None:
     sentence_id = utt.extra.get("sentence_id")
     if sentence_id not in (None, ""):
         return ("id", utt.corpus, str(sentence_id))  # ids are only comparable within a corpus
-    if utt.text:
-        words = re.sub(r"[^\w']+", " ", utt.text.lower()).split()
-        return ("text", " ".join(words)) if words else None
-    return None
+    words = sentence_words(utt.text or "")
+    return ("text", words) if words else None
+
+
+def sentence_words(text: str) -> str:
+    """A transcript reduced to what says which sentence it is: lower case, letters, digits and
+    apostrophes, single spaces ("Mr. Smith's  car!" -> "mr smith's car")."""
+    return " ".join(re.sub(r"[^\w']|_", " ", text.lower()).split())
+
+
+def same_sentence(a: str, b: str) -> bool:
+    """Whether two transcripts are the same sentence after `sentence_words` (never for empty ones)."""
+    words = sentence_words(a)
+    return bool(words) and words == sentence_words(b)
 
 
 def _raw_id(speaker: str, corpus: str) -> str:

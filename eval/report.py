@@ -26,7 +26,7 @@ from .content_metrics import MIN_ABX_RATE, AbxSet, content_figures
 from .protocol import Protocol
 from .render import render_markdown, write_report_files
 from .runner import ResultStore, run_trials, slug
-from .scoring import METRICS, Scorer, expand_metrics
+from .scoring import METRICS, NATURALNESS_METRICS, Scorer, expand_metrics
 from .summary import summarise_system, verification_threshold
 from .systems import System, build_systems
 
@@ -35,22 +35,40 @@ VERSION = 1
 
 
 def evaluate(protocol_path: str | os.PathLike, models: Sequence[str], out_dir: str | os.PathLike, *,
-             asr: str | None = "pocketsphinx", metrics: Sequence[str] | None = None, baselines: bool = True,
+             asr: str | None = "auto", naturalness: str | None = "dnsmos",
+             metrics: Sequence[str] | None = None, baselines: bool = True,
              device: str = "cpu", examples: int = 4, abx_per_speaker: int = 8, rank: int = 0, world: int = 1,
              show_progress: bool = True, wait_for_others=None) -> dict | None:
     """Run every system on the protocol's trials (this rank's share) and, on rank 0, write the
     report. `wait_for_others` is called between the two when several processes share the work.
+
+    asr: an `eval.asr` name, "auto" (whisper-base when its weights are here, else pocketsphinx,
+        with a note in the report) or None (no WER/CER).
+    naturalness: "dnsmos" or None (no dnsmos_* figures).
     Returns the report (None on other ranks)."""
     protocol = Protocol.load(protocol_path)
     wanted = expand_metrics(metrics)
+    if naturalness is None:
+        wanted = [m for m in wanted if m not in NATURALNESS_METRICS]
+    elif naturalness != "dnsmos":
+        raise ValueError(f"unknown naturalness rater {naturalness!r}; use 'dnsmos' or None")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     systems = build_systems(models, baselines=baselines, device=device)
-    recogniser = None
+    recogniser, notes = None, []
     if asr and {"wer", "cer"} & set(wanted):
-        from .asr import load_recogniser
+        from .asr import default_asr, load_recogniser
+        if asr == "auto":
+            asr, note = default_asr()
+            notes += [note] if note else []
         recogniser = load_recogniser(asr)
-    scorer = Scorer(wanted, recogniser, device=device, cache_dir=out_dir / "results")
+    rater = None
+    if set(NATURALNESS_METRICS) & set(wanted):
+        from .naturalness import DnsMos
+        rater = DnsMos(threads=torch.get_num_threads())
+    wer_reference = protocol.metadata.get("wer_reference", "transcript")
+    scorer = Scorer(wanted, recogniser, device=device, cache_dir=out_dir / "results", rater=rater,
+                    asr_reference=wer_reference in ("asr-of-source", "mixed"))
     counts = run_trials(protocol, systems, scorer, out_dir, rank, world, show_progress)
     if wait_for_others is not None:
         wait_for_others()
@@ -60,6 +78,7 @@ def evaluate(protocol_path: str | os.PathLike, models: Sequence[str], out_dir: s
     if {"abx_within", "abx_across", "bitrate"} & set(wanted):
         abx_set = AbxSet.from_protocol(protocol, per_speaker=abx_per_speaker)
     report = build_report(protocol, Path(protocol_path), systems, scorer, wanted, out_dir, abx_set, examples)
+    report["notes"] = notes + report["notes"]
     report["run"] = {"converted": counts.converted, "rescored": counts.rescored, "reused": counts.reused,
                      "failed": counts.failed, "device": device, "processes": world}
     write_report(report, out_dir)
@@ -83,6 +102,9 @@ def build_report(protocol: Protocol, protocol_path: Path, systems: Sequence[Syst
         entry = {**system.info(), **summarise_system(metrics, rows_by_system[system.name],
                                                      sv["threshold"] if sv else None)}
         entry["not_run"] = len(protocol) - entry["trials"]
+        timed = [r["score_seconds"] for r in rows_by_system[system.name] if r.get("score_seconds") is not None]
+        if timed:  # the scoring itself (similarity, ASR, DNSMOS, MCD, F0), per trial
+            entry["score_seconds_per_trial"] = sum(timed) / len(timed)
         if abx_set is not None:
             figures, content_notes = _cached_content(system, abx_set, metrics, out_dir)
             entry["metrics"].update(figures)
@@ -92,6 +114,11 @@ def build_report(protocol: Protocol, protocol_path: Path, systems: Sequence[Syst
         notes.append(f"ABX and bitrate left out: {abx_set.missing}")
     if scorer.recogniser is None and {"wer", "cer"} & set(metrics):
         notes.append("WER/CER left out: no ASR backend was given")
+    if scorer.asr_reference and scorer.recogniser is not None:
+        untranscribed = sum(not t.source_text for t in protocol)
+        notes.append(f"WER/CER of the {untranscribed} trial(s) whose source has no transcript are measured "
+                     f"against {scorer.asr_name}'s transcript of the unconverted source (so the source row "
+                     "scores 0 there by construction); the others against the source transcript")
     rows = [r for name in rows_by_system for r in rows_by_system[name]]
     return {
         "format": FORMAT, "version": VERSION,

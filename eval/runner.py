@@ -162,7 +162,9 @@ def _one_trial(system: System, trial: Trial, scorer: Scorer, out_dir: Path, old:
         row = dict(old)
         try:
             output = load_audio(audio_path)
+            start = time.perf_counter()
             row["metrics"], row["transcript"] = _scored(system, trial, scorer, output, old)
+            row["score_seconds"] = time.perf_counter() - start
             row.update(scored=sorted(scorer.metrics & set(TRIAL_METRICS)), asr=scorer.asr_name)
             counts.rescored += 1
             return row
@@ -180,7 +182,9 @@ def _one_trial(system: System, trial: Trial, scorer: Scorer, out_dir: Path, old:
             output = system.run(trial)
             seconds = time.perf_counter() - start
         output.save(audio_path)  # atomic: a crash never leaves half a wav behind
+        start_scoring = time.perf_counter()
         metrics, transcript = _scored(system, trial, scorer, output, None)
+        score_seconds = time.perf_counter() - start_scoring
         if system.kind != "baseline" or system.vocoder:
             metrics["rtf"] = seconds / max(output.duration, 1e-9)
             metrics["peak_mem_mb"] = memory.peak_mb
@@ -189,8 +193,8 @@ def _one_trial(system: System, trial: Trial, scorer: Scorer, out_dir: Path, old:
     counts.converted += 1
     return {"system": system.name, "trial_id": trial.trial_id, "key": key, "status": "ok", "error": None,
             "audio": audio_path.relative_to(out_dir).as_posix(), "seconds": seconds,
-            "audio_seconds": output.duration, "metrics": metrics, "transcript": transcript,
-            "scored": sorted(scorer.metrics & set(TRIAL_METRICS)), "asr": scorer.asr_name}
+            "audio_seconds": output.duration, "score_seconds": score_seconds, "metrics": metrics,
+            "transcript": transcript, "scored": sorted(scorer.metrics & set(TRIAL_METRICS)), "asr": scorer.asr_name}
 
 
 def _scored(system: System, trial: Trial, scorer: Scorer, output: Audio, old: dict | None):

@@ -22,7 +22,7 @@ from vc.speaker import SpeakerEncoder, cosine
 from .intelligibility import normalize_text
 from .metrics import f0_contour, log_f0_agreement, mel_cepstral_distortion
 from .protocol import Trial
-from .systems import SOURCE_LIMITS, System, file_digest
+from .systems import SOURCE_LIMITS, System, TargetCeiling, file_digest
 
 # name -> (label, better, unit): what report readers see
 METRICS = {
@@ -37,6 +37,10 @@ METRICS = {
     "abx_within": ("ABX error within speaker, on the model's content features", "lower", "fraction"),
     "abx_across": ("ABX error across speakers, on the model's content features", "lower", "fraction"),
     "bitrate": ("Bitrate of the model's discrete units", "lower", "bits/s"),
+    "dnsmos_ovrl": ("DNSMOS overall quality (P.835 OVRL)", "higher", "MOS 1-5"),
+    "dnsmos_sig": ("DNSMOS speech signal quality (P.835 SIG)", "higher", "MOS 1-5"),
+    "dnsmos_bak": ("DNSMOS background noise (P.835 BAK)", "higher", "MOS 1-5"),
+    "dnsmos_p808": ("DNSMOS P.808 MOS", "higher", "MOS 1-5"),
     "rtf": ("Real-time factor: compute seconds per output second", "lower", "ratio"),
     "peak_mem_mb": ("Peak extra memory while converting", "lower", "MB"),
 }
@@ -48,12 +52,15 @@ METRIC_GROUPS = {
     "f0": ("f0_corr", "f0_rmse"),
     "abx": ("abx_within", "abx_across"),
     "bitrate": ("bitrate",),
+    "naturalness": ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"),
     "speed": ("rtf", "peak_mem_mb"),
 }
 for _name in METRICS:
     METRIC_GROUPS.setdefault(_name, (_name,))
 # per-trial values that need work beyond running the system
-TRIAL_METRICS = ("secs", "secs_to_source", "wer", "cer", "mcd", "f0_corr", "f0_rmse")
+TRIAL_METRICS = ("secs", "secs_to_source", "wer", "cer", "mcd", "f0_corr", "f0_rmse",
+                 "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
+NATURALNESS_METRICS = METRIC_GROUPS["naturalness"]
 
 
 def expand_metrics(names: Sequence[str] | None) -> list[str]:
@@ -76,20 +83,27 @@ class Scorer:
     Args:
         metrics: metric names (see `expand_metrics`).
         recogniser: an `eval.asr` recogniser, needed for wer/cer (None leaves them out).
+        rater: an `eval.naturalness` rater (DnsMos), needed for the dnsmos_* metrics.
         cache_dir: where embeddings and F0 contours of input clips are kept between runs.
+        asr_reference: score a source that has no transcript against the recogniser's
+            transcript of the unconverted source (folder protocols; see `Protocol`).
     """
 
     def __init__(self, metrics: Sequence[str], recogniser=None, device: str = "cpu",
-                 cache_dir: str | os.PathLike | None = None):
+                 cache_dir: str | os.PathLike | None = None, rater=None, asr_reference: bool = False):
         self.metrics = set(metrics)
         self.recogniser = recogniser
         self.asr_name = getattr(recogniser, "name", None)
+        self.rater = rater
+        self.asr_reference = asr_reference
+        self.transcripts_path = Path(cache_dir) / "source-transcripts.json" if cache_dir else None
+        self._transcripts: dict[str, str] = self._read_json(self.transcripts_path)
         self.mel_config = MelConfig()
         self.mel = MelSpectrogram(self.mel_config)
         needs_encoder = self.metrics & {"secs", "secs_to_source", "sv_accept"}
         self.encoder = SpeakerEncoder.pretrained(device=device) if needs_encoder else None
         self.cache_path = Path(cache_dir) / "input-embeddings.json" if cache_dir else None
-        self._embeddings: dict[str, list[float]] = self._read_cache()
+        self._embeddings: dict[str, list[float]] = self._read_json(self.cache_path)
         self._digests: dict[Path, str] = {}
         self._f0: dict[str, np.ndarray] = {}
 
@@ -111,17 +125,32 @@ class Scorer:
         return mean / np.linalg.norm(mean)
 
     def save_cache(self) -> None:
-        if self.cache_path is None or not self._embeddings:
-            return
-        write_text_atomically(self.cache_path, json.dumps(self._embeddings))
+        if self.cache_path is not None and self._embeddings:
+            write_text_atomically(self.cache_path, json.dumps(self._embeddings))
+        if self.transcripts_path is not None and self._transcripts:
+            write_text_atomically(self.transcripts_path, json.dumps(self._transcripts, ensure_ascii=False))
 
-    def _read_cache(self) -> dict[str, list[float]]:
-        if self.cache_path is None or not self.cache_path.is_file():
+    @staticmethod
+    def _read_json(path: Path | None) -> dict:
+        if path is None or not path.is_file():
             return {}
         try:
-            return dict(json.loads(self.cache_path.read_text()))
+            return dict(json.loads(path.read_text()))
         except (ValueError, TypeError):  # a damaged cache is rebuilt, not trusted
             return {}
+
+    def expected_text(self, system: System, trial: Trial) -> str:
+        """What `system`'s output of `trial` should say: the system's own rule (the source
+        transcript; the target ceiling only where it reads the source sentence), else, with
+        `asr_reference`, the recogniser's transcript of the unconverted source."""
+        text = system.expected_text(trial)
+        if text or not self.asr_reference or trial.source_text or isinstance(system, TargetCeiling) \
+                or self.recogniser is None:
+            return text
+        key = f"{self.asr_name}:{self.digest(trial.source_path)}"
+        if key not in self._transcripts:
+            self._transcripts[key] = self.recogniser.transcribe(self._prepared_source(trial))
+        return self._transcripts[key]
 
     def _prepared_source(self, trial: Trial) -> Audio:
         """The source as a converter receives it (trimmed, level-normalised): outputs keep its
@@ -157,7 +186,7 @@ class Scorer:
             if "secs_to_source" in wanted:
                 values["secs_to_source"] = cosine(embedding, self._source_embedding(trial))
         transcript = None
-        text = normalize_text(system.expected_text(trial))
+        text = normalize_text(self.expected_text(system, trial)) if wanted & {"wer", "cer"} else ""
         if wanted & {"wer", "cer"} and self.recogniser is not None and text:
             transcript = self.recogniser.transcribe(output)
             values.update(error_counts(text, normalize_text(transcript)))
@@ -173,6 +202,8 @@ class Scorer:
                 values["f0_corr"], values["f0_rmse"] = agreement["corr"], agreement["rmse_semitones"]
             except ValueError:
                 pass  # too few frames voiced in both: intonation cannot be compared
+        if wanted & set(NATURALNESS_METRICS) and self.rater is not None:
+            values.update((k, v) for k, v in self.rater.rate(output).items() if k in wanted)
         return values, transcript
 
 

@@ -7,8 +7,9 @@ A *system* turns one protocol trial into one output clip:
 - `SourceBaseline` ("source"): the source utterance itself, prepared as a model's input is
   (trimmed, level-normalised). Its similarity to the target is the floor a converter must beat.
 - `TargetCeiling` ("target ceiling"): a real utterance of the target speaker: the target's
-  reading of the same sentence where the protocol has one (so WER is comparable), otherwise the
-  last reference clip, scored against the other references only.
+  reading of the same sentence where the protocol has one, otherwise the last reference clip,
+  scored against the other references only. Its WER counts only trials where it really reads
+  the source sentence (see `TargetCeiling.expected_text`).
 - `ResynthesisBaseline` ("resynthesis (V)"): the source through the mel analysis and vocoder V
   only: what the vocoder alone costs in quality.
 
@@ -31,7 +32,7 @@ from vc.hub import CONFIG_NAME, WEIGHTS_NAME, resolve_model_dir
 from vc.mel import MelConfig, MelSpectrogram
 from vc.pipeline import VoiceConverter, load_vocoder, resolve_run_folder
 
-from .protocol import Trial
+from .protocol import Trial, same_sentence
 
 SOURCE_LIMITS = SpeechLimits()  # what VoiceConverter applies to a source by default
 VOCODER_SEPARATOR = "+"
@@ -175,7 +176,20 @@ class TargetCeiling(System):
         return trial.reference_paths[:-1]
 
     def expected_text(self, trial: Trial) -> str:
-        return trial.source_text if trial.parallel_path is not None else ""
+        """The source text where the played clip reads the source sentence, else "" (no WER).
+
+        No parallel utterance: the last reference clip says something else, so "". A parallel
+        utterance whose transcript is known (`Trial.parallel_text`): the source text only if the
+        two are the same sentence after normalisation (case, punctuation and spacing ignored);
+        a corpus's sentence id can pair readings whose words differ. A parallel utterance
+        without a transcript (a hand-written protocol): the protocol asserts the parallel
+        reading, so the source text.
+        """
+        if trial.parallel_path is None:
+            return ""
+        if trial.parallel_text and not same_sentence(trial.source_text, trial.parallel_text):
+            return ""
+        return trial.source_text
 
     def mcd_reference(self, trial: Trial) -> Path | None:
         return None  # the output is the parallel utterance itself

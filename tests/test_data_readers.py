@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vc.data import (Segment, Utterance, generate_sentences, read_corpora, read_corpus, read_manifest,
-                     speakers_of, split_by_speaker, write_manifest)
+from vc.data import (Segment, Utterance, detect_layout, generate_sentences, read_corpora, read_corpus,
+                     read_ljspeech, read_manifest, speakers_of, split_by_speaker, write_manifest)
 from vc.data.__main__ import main as data_cli
 from vc.errors import VoicelabError
 
@@ -63,9 +63,27 @@ def test_vctk_with_transcripts(real):
     assert by_id["p225_008"].text == by_id["p226_008"].text
 
 
+def test_ljspeech_subset_with_normalised_text(real):
+    if not (real / "ljspeech" / "metadata.csv").is_file():
+        pytest.skip(f"no ljspeech/ in {real}")
+    utts = read_corpus(real / "ljspeech")
+    assert detect_layout(real / "ljspeech") == "ljspeech"
+    assert len(utts) == 483 and speakers_of(utts) == {"LJ": 483}
+    assert all(u.corpus == "ljspeech" and u.text and u.extra["gender"] == "F" for u in utts)
+    assert all(u.path.suffix == ".flac" and u.path.parent.name == "wavs" for u in utts)
+    rows = {line.split("|")[0]: line.split("|") for line in
+            (real / "ljspeech" / "metadata.csv").read_text(encoding="utf-8").splitlines()}
+    spelled = [u for u in utts if u.text != u.extra["raw_text"]]  # numbers and abbreviations spelled out
+    assert spelled and all((u.extra["raw_text"], u.text) == (rows[u.utt_id][1], rows[u.utt_id][2]) for u in utts)
+    assert read_corpus(real / "ljspeech" / "metadata.csv") == utts  # the metadata file itself works too
+
+
 def test_real_speech_root_and_mixing(real):
     everything = read_corpus(real)  # a folder of corpora
-    assert len(speakers_of(everything)) == 258
+    speakers = speakers_of(everything)
+    has_lj = (real / "ljspeech").is_dir()
+    assert len(speakers) == 258 + has_lj and ("ljspeech:LJ" in speakers) == has_lj
+    assert speakers.get("ljspeech:LJ", 483) == 483 and not any(s.startswith("folder:") for s in speakers)
     mixed = read_corpora([real / "librispeech" / "train-clean-100", real / "vctk"])
     speakers = speakers_of(mixed)
     assert len(speakers) == 253 and "librispeech:19" in speakers and "vctk:p225" in speakers
@@ -106,6 +124,34 @@ def test_librispeech_and_libritts_nested(tmp_path):
     (tts / "19_198_000000_000002.normalized.txt").write_text("Hello, world.")
     (utt,) = read_corpus(tmp_path / "LibriTTS")
     assert (utt.speaker, utt.text, utt.corpus) == ("19", "Hello, world.", "libritts")
+
+
+def test_ljspeech_layout_two_columns_and_missing_audio(tmp_path):
+    root = tmp_path / "LJSpeech-1.1"
+    _tone(root / "wavs" / "LJ001-0001.wav", rate=22050)
+    _tone(root / "wavs" / "LJ001-0003.wav", rate=22050)
+    (root / "metadata.csv").write_text("LJ001-0001|Printing, in 1476.\n"
+                                       "LJ001-0002|This clip was not copied.\n\n"
+                                       "LJ001-0003|Mr. Caxton|Mister Caxton\n", encoding="utf-8")
+    assert detect_layout(root) == "ljspeech" and detect_layout(tmp_path) == "collection"
+    utts = read_corpus(root)
+    assert [(u.utt_id, u.speaker, u.text, u.extra["raw_text"]) for u in utts] == [
+        ("LJ001-0001", "LJ", "Printing, in 1476.", "Printing, in 1476."),  # no third column: the raw text
+        ("LJ001-0003", "LJ", "Mister Caxton", "Mr. Caxton")]
+    (mixed,) = {u.speaker for u in read_corpus(tmp_path)}  # a folder of corpora keeps it as one speaker
+    assert mixed == "ljspeech:LJ"
+
+    (root / "wavs" / "LJ001-0003.wav").rename(root / "wavs" / "LJ001-0003.flac")
+    assert [u.path.name for u in read_ljspeech(root, speaker="linda")] == ["LJ001-0001.wav", "LJ001-0003.flac"]
+    (root / "metadata.csv").write_text("LJ009-0001|Nothing here has audio.\n")
+    with pytest.raises(VoicelabError, match=r"none of the 1 clips listed in .*metadata\.csv has its audio"):
+        read_corpus(root)
+    (root / "metadata.csv").write_text("LJ001-0001|one|two\nLJ001-0003|a|b|c|d\n")
+    with pytest.raises(VoicelabError, match=r"metadata\.csv line 2: expected ID\|transcription"):
+        read_corpus(root)
+    (root / "metadata.csv").write_text("LJ001-0001|one\nLJ001-0001|again\n")
+    with pytest.raises(VoicelabError, match="line 2: id LJ001-0001 was already given on line 1"):
+        read_corpus(root)
 
 
 def test_speaker_folders_any_extension(tmp_path):

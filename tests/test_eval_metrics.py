@@ -30,11 +30,33 @@ def test_error_rates_on_perfect_empty_and_unnormalised_transcripts():
     assert error_rates(["the cat sat"], [""])["wer"] == 1.0
     assert error_rates(["the cat sat", "on a mat"], ["the cat sat", "on the mat"])["wer"] == \
         pytest.approx(1 / 6)
-    assert normalize_text("Don't—stop, \"now\"") == "don't stop now"
+    assert normalize_text("Don't—stop, \"now\"") == "do not stop now"
     with pytest.raises(ValueError, match="empty"):
         error_rates(["..."], ["x"])
     with pytest.raises(ValueError, match="2 references but 1"):
         error_rates(["a", "b"], ["a"])
+
+
+@pytest.mark.parametrize("reference, hypothesis", [
+    ("Mister Smith paid five dollars", "Mr. Smith paid $5"),            # titles, numbers, currency
+    ("in nineteen ninety", "in 1990"),                                    # years
+    ("twenty-one people", "21 people"),                                   # hyphenated numbers
+    ("one hundred and twenty three", "123"),
+    ("the second bow", "the 2nd bow"),                                    # ordinals
+    ("the colour of the harbour", "the color of the harbor"),            # British / US spelling
+    ("a well-known super-imposition", "a well known super imposition"),  # hyphens
+    ("Doctor Who, O.K.?", "dr who okay"),
+    ("uh, yes", "yes"),                                                   # fillers
+])
+def test_whisper_style_normalisation_makes_equal_readings_equal(reference, hypothesis):
+    assert normalize_text(reference) == normalize_text(hypothesis)
+    assert error_rates([reference], [hypothesis])["wer"] == 0.0
+
+
+def test_normalisation_keeps_real_differences():
+    assert error_rates(["six spoons of fresh snow peas"], ["6 spoons of fresh snow pies"])["wer"] == \
+        pytest.approx(1 / 6)
+    assert normalize_text("two cats") != normalize_text("three cats")
 
 
 def _sung(f0_track: np.ndarray, sample_rate: int = 16000, hop: int = 256) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Evaluation protocols built for real: on a small hand-made parallel corpus with a test split
-and genders, and on the held-out LibriSpeech and VCTK speakers of ../shared/real-speech."""
+and genders, on the held-out LibriSpeech and VCTK speakers (and LJSpeech) of ../shared/real-speech,
+and folder protocols (every source with every reference voice) on folders made in tmp_path."""
 from __future__ import annotations
 
 import json
@@ -17,7 +18,8 @@ import pytest
 import soundfile as sf
 
 from eval.__main__ import main as eval_cli
-from eval.protocol import Protocol, Trial, build_protocol, build_real_speech_protocol
+from eval.folder_protocol import build_folder_protocol, read_texts
+from eval.protocol import Protocol, ProtocolError, Trial, build_protocol, build_real_speech_protocol
 from vc.data import read_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,11 +74,13 @@ def check_trials(protocol: Protocol, utterances, k: int) -> None:
             assert ref not in (trial.source_path, trial.parallel_path)
         if trial.parallel_path is not None:
             parallel = record[trial.parallel_path.resolve()]
-            assert parallel.speaker == trial.target_speaker
+            assert parallel.speaker == trial.target_speaker and trial.parallel_text == (parallel.text or "")
             if "sentence_id" in source.extra:
                 assert parallel.extra["sentence_id"] == source.extra["sentence_id"] == trial.sentence_id
             else:
                 assert parallel.text == source.text
+        else:
+            assert trial.parallel_text == ""
         if source.text:  # no reference reads the source's sentence
             assert all(record[r.resolve()].text != source.text for r in trial.reference_paths)
 
@@ -201,6 +205,27 @@ def test_trial_normalises_types():
     trial = Trial("t1", "a.wav", "s1", "s2", ["b.wav"], None, "", "", "", "", "", "")
     assert trial.reference_paths == (Path("b.wav"),) and trial.parallel_path is None
     assert trial.source_text == "" and trial.sentence_id is None and trial.target_gender is None
+    assert trial.parallel_text == ""
+    assert Trial("t1", "a.wav", "s1", "s2", ["b.wav"], parallel_text=None).parallel_text == ""
+
+
+def test_parallel_text_saved_and_old_files_without_it_still_load(utterances, tmp_path):
+    protocol = build_protocol(utterances, trials=6, seed=0)
+    assert all(t.parallel_text == t.source_text for t in protocol)  # the manifest's shared sentences
+    for name in ("p.json", "p.csv"):
+        assert Protocol.load(protocol.save(tmp_path / name)) == protocol
+    # Files written before parallel_text existed: no such key / column.
+    doc = json.loads((tmp_path / "p.json").read_text())
+    for row in doc["trials"]:
+        del row["parallel_text"]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    (tmp_path / "old.csv").write_text("\n".join([lines[0]] + [line.rsplit(",", 1)[0] for line in lines[1:]]) + "\n")
+    assert lines[1].endswith(",parallel_text")
+    for name in ("old.json", "old.csv"):
+        old = Protocol.load(tmp_path / name)
+        assert [t.parallel_text for t in old] == [""] * 6
+        assert [replace(t, parallel_text="") for t in protocol] == old.trials
 
 
 def test_real_speech_protocol_uses_held_out_speakers_with_vctk_text(real_speech):
@@ -255,6 +280,195 @@ def test_cli_real_speech_protocol(real_speech, tmp_path, capsys):
     assert eval_cli(["real-speech-protocol", "--root", str(real_speech), "--out", str(out), "--trials", "500",
                      "--seed", "0"]) == 2
     assert "error: asked for 500 trials but only 420" in capsys.readouterr().err
+
+
+def test_real_speech_protocol_adds_ljspeech_only_when_asked(real_speech, tmp_path):
+    if not (real_speech / "ljspeech" / "metadata.csv").is_file():
+        pytest.skip(f"no ljspeech/ in {real_speech}")
+    protocol = build_real_speech_protocol(real_speech, trials=6, seed=0, corpora=["vctk", "ljspeech"],
+                                          cross_gender=True, genders={"vctk:p225": "F", "vctk:p226": "M"})
+    speakers = {t.source_speaker for t in protocol} | {t.target_speaker for t in protocol}
+    assert speakers == {"vctk:p225", "vctk:p226", "ljspeech:LJ"}
+    lj = [t for t in protocol if t.source_speaker == "ljspeech:LJ"]
+    assert lj and all(t.source_text and t.source_gender == "F" and t.target_speaker == "vctk:p226"
+                      and t.source_corpus == "ljspeech" for t in lj)
+    assert all(t.target_gender == "F" for t in protocol if t.target_speaker == "ljspeech:LJ")
+    assert protocol.metadata["held_out"] == ["vctk"] and protocol.metadata["not_held_out"] == ["ljspeech"]
+    out = tmp_path / "lj.json"
+    assert eval_cli(["real-speech-protocol", "--root", str(real_speech), "--out", str(out), "--trials", "4",
+                     "--seed", "0", "--corpora", "ljspeech", "vctk"]) == 0
+    assert "ljspeech:LJ" in {t.target_speaker for t in Protocol.load(out)}
+    with pytest.raises(ValueError, match=r"unknown corpora \['timit'\]; a real-speech folder offers librispeech, vctk,"
+                                         r" ljspeech"):
+        build_real_speech_protocol(real_speech, trials=2, seed=0, corpora=["timit"])
+
+
+# ------------------------------------------------------------------------------ folder protocols
+
+
+def _clip(path: Path, seconds: float = 0.2, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sf.write(path, (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32), 16000)
+    return path
+
+
+@pytest.fixture
+def folders(tmp_path) -> tuple[Path, Path, Path]:
+    """sources/ with two plain clips, references/ with a one-clip voice, a voice folder of two
+    clips and a folder without audio, and a texts file (with a header) for both sources."""
+    sources, references = tmp_path / "sources", tmp_path / "references"
+    _clip(sources / "a.wav", seed=1)
+    _clip(sources / "b.flac", seed=2)
+    _clip(references / "alice.wav", seed=3)
+    _clip(references / "bob" / "one.wav", seed=4)
+    _clip(references / "bob" / "two.wav", seed=5)
+    (references / "notes").mkdir()
+    (references / "notes" / "readme.txt").write_text("not a voice")
+    texts = tmp_path / "texts.tsv"
+    texts.write_text("name\ttext\na\tHello there.\nb.flac\tA second  sentence.\n")
+    return sources, references, texts
+
+
+def test_folder_protocol_crosses_every_source_with_every_voice(folders):
+    sources, references, texts = folders
+    protocol = build_folder_protocol(sources, references, texts=texts)
+    assert [(t.trial_id, t.source_path.name, t.target_speaker) for t in protocol] == [
+        ("t1", "a.wav", "ref:alice"), ("t2", "a.wav", "ref:bob"),
+        ("t3", "b.flac", "ref:alice"), ("t4", "b.flac", "ref:bob")]
+    by_voice = {t.target_speaker: [p.name for p in t.reference_paths] for t in protocol}
+    assert by_voice == {"ref:alice": ["alice.wav"], "ref:bob": ["one.wav", "two.wav"]}
+    assert {t.source_speaker: t.source_text for t in protocol} == {"source:a": "Hello there.",
+                                                                   "source:b": "A second sentence."}
+    assert all(t.parallel_path is None and t.parallel_text == "" and t.source_path.is_absolute() for t in protocol)
+    meta = protocol.metadata
+    assert meta["builder"] == "build_folder_protocol" and meta["parallel_trials"] == 0 and meta["speakers"] == 4
+    assert meta["wer_reference"] == "transcript" and meta["corpora"] == [str(sources), str(references)]
+    capped = build_folder_protocol(sources, references, max_references=1)
+    assert {t.target_speaker: len(t.reference_paths) for t in capped} == {"ref:alice": 1, "ref:bob": 1}
+
+
+def test_folder_protocol_wer_reference_follows_the_texts(folders, tmp_path):
+    sources, references, _ = folders
+    assert build_folder_protocol(sources, references).metadata["wer_reference"] == "asr-of-source"
+    one = tmp_path / "one.csv"
+    one.write_text('file_name,text\na.wav,"Hello, there"\n')
+    protocol = build_folder_protocol(sources, references, texts=one)
+    assert protocol.metadata["wer_reference"] == "mixed"
+    assert {t.source_speaker: t.source_text for t in protocol} == {"source:a": "Hello, there", "source:b": ""}
+
+
+def test_folder_protocol_samples_trials_deterministically(folders):
+    sources, references, _ = folders
+    for i in range(3):
+        _clip(sources / f"more{i}.wav", seed=10 + i)
+    everything = build_folder_protocol(sources, references)
+    pairs = [(t.source_path, t.target_speaker) for t in everything]
+    assert len(everything) == 10 == len(set(pairs))  # 5 sources x 2 voices
+    drawn = build_folder_protocol(sources, references, trials=4, seed=1)
+    assert drawn == build_folder_protocol(sources, references, trials=4, seed=1)
+    chosen = [(t.source_path, t.target_speaker) for t in drawn]
+    assert len(set(chosen)) == 4 and set(chosen) <= set(pairs)
+    assert chosen == sorted(chosen, key=pairs.index)  # kept in the cross product's order
+    assert [t.trial_id for t in drawn] == ["t1", "t2", "t3", "t4"]
+    assert drawn.metadata["options"]["trials"] == 4 and drawn.metadata["seed"] == 1
+    draws = {tuple((t.source_path, t.target_speaker) for t in build_folder_protocol(sources, references, trials=4,
+                                                                                     seed=s)) for s in range(6)}
+    assert len(draws) > 1  # the seed matters
+    assert len(build_folder_protocol(sources, references, trials=10)) == 10
+
+
+def test_folder_protocol_never_pairs_a_speaker_with_itself(tmp_path):
+    clips = tmp_path / "clips"
+    for name in ("x", "y", "z"):
+        _clip(clips / f"{name}.wav")
+    same = build_folder_protocol(clips, clips)  # Seed-VC style: every clip with every other clip's voice
+    assert len(same) == 6 and all(t.source_speaker[len("source:"):] != t.target_speaker[len("ref:"):] for t in same)
+    assert all(t.source_path not in t.reference_paths for t in same)
+    assert same.metadata["same_speaker_pairs_skipped"] == 3
+    with pytest.raises(ProtocolError, match=r"asked for 7 trials but 3 source\(s\) x 3 reference voice\(s\) give only 6"
+                                            r" pairs \(3 same-speaker pairs left out\)"):
+        build_folder_protocol(clips, clips, trials=7)
+
+
+def test_folder_protocol_keeps_a_corpus_speakers_and_texts(tmp_path, folders):
+    _, references, _ = folders
+    lj = tmp_path / "LJSpeech"
+    for n in (1, 2, 3):
+        _clip(lj / "wavs" / f"LJ001-000{n}.wav", seed=n)
+    (lj / "metadata.csv").write_text("LJ001-0001|Mr. Smith|Mister Smith\nLJ001-0002|in 1476|in fourteen seventy-six\n"
+                                     "LJ001-0003|Third|\n")
+    protocol = build_folder_protocol(lj, references)
+    assert len(protocol) == 6 and {t.source_speaker for t in protocol} == {"LJ"}
+    assert {t.source_path.stem: t.source_text for t in protocol} == {
+        "LJ001-0001": "Mister Smith", "LJ001-0002": "in fourteen seventy-six", "LJ001-0003": "Third"}
+    assert {t.source_gender for t in protocol} == {"F"} and {t.source_corpus for t in protocol} == {"ljspeech"}
+    assert protocol.metadata["wer_reference"] == "transcript"
+    # A voice named like the corpus speaker is that speaker: never paired with it.
+    _clip(references / "LJ.wav")
+    assert {t.target_speaker for t in build_folder_protocol(lj, references)} == {"ref:alice", "ref:bob"}
+    # A texts file takes precedence; its pipe-separated third column is the normalised text.
+    texts = tmp_path / "metadata.csv"
+    texts.write_text("LJ001-0001|Dr. Who|Doctor Who\nLJ001-0002|two columns only\nLJ001-0003||\n")
+    assert read_texts(texts) == {"LJ001-0001": "Doctor Who", "LJ001-0002": "two columns only", "LJ001-0003": ""}
+    texts_first = {t.source_path.stem: t.source_text for t in build_folder_protocol(lj, references, texts=texts)}
+    assert texts_first == {"LJ001-0001": "Doctor Who", "LJ001-0002": "two columns only",
+                           "LJ001-0003": "Third"}  # an empty text leaves the corpus's own
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_folder_protocol_round_trip_and_cli(folders, tmp_path, capsys, suffix):
+    sources, references, texts = folders
+    protocol = build_folder_protocol(sources, references, texts=texts, trials=3, seed=2)
+    saved = Protocol.load(protocol.save(tmp_path / "out" / f"p{suffix}"))
+    assert saved == protocol
+    assert saved.metadata["texts"] == str(texts) and saved.metadata["wer_reference"] == "transcript"
+    assert str(tmp_path) not in (tmp_path / "out" / f"p{suffix}").read_text()  # stored relative
+    out = tmp_path / f"cli{suffix}"
+    assert eval_cli(["folder-protocol", "--sources", str(sources), "--references", str(references), "--texts",
+                     str(texts), "--trials", "3", "--seed", "2", "--out", str(out)]) == 0
+    assert "3 trials" in capsys.readouterr().out and Protocol.load(out) == protocol
+    assert eval_cli(["folder-protocol", "--sources", str(sources), "--references", str(references),
+                     "--trials", "9", "--out", str(tmp_path / "no.json")]) == 2
+    assert "error: asked for 9 trials but 2 source(s) x 2 reference voice(s) give only 4" in capsys.readouterr().err
+    assert not (tmp_path / "no.json").exists()
+
+
+def test_folder_protocol_clear_errors(folders, tmp_path):
+    sources, references, texts = folders
+    with pytest.raises(ProtocolError, match=r"sources folder .*nowhere does not exist"):
+        build_folder_protocol(tmp_path / "nowhere", references)
+    with pytest.raises(ProtocolError, match=r"references folder .*nowhere does not exist"):
+        build_folder_protocol(sources, tmp_path / "nowhere")
+    (tmp_path / "silent").mkdir()
+    (tmp_path / "silent" / "notes.txt").write_text("no audio")
+    with pytest.raises(ProtocolError, match=r"no audio files .* in the sources folder .*silent"):
+        build_folder_protocol(tmp_path / "silent", references)
+    with pytest.raises(ProtocolError, match=r"no reference voice in .*silent: put each voice there as one audio file"):
+        build_folder_protocol(sources, tmp_path / "silent")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tfine\n\nb.flac no tab here\n")
+    with pytest.raises(ProtocolError, match=r"bad\.tsv line 3: expected name<TAB>text"):
+        build_folder_protocol(sources, references, texts=bad)
+    bad.write_text("just words\n")
+    with pytest.raises(ProtocolError, match=r"bad\.tsv line 1: no separator"):
+        read_texts(bad)
+    bad.write_text("a|x|y|z\n")
+    with pytest.raises(ProtocolError, match=r"line 1: 4 columns"):
+        read_texts(bad)
+    bad.write_text("a\tone\na\ttwo\n")
+    with pytest.raises(ProtocolError, match=r"line 2: 'a' was already given on line 1"):
+        read_texts(bad)
+    bad.write_text("zzz\tnobody\n")
+    with pytest.raises(ProtocolError, match=r"none of the 1 names in .*bad\.tsv is a source"):
+        build_folder_protocol(sources, references, texts=bad)
+    with pytest.raises(ProtocolError, match=r"texts file .*missing\.tsv does not exist"):
+        build_folder_protocol(sources, references, texts=tmp_path / "missing.tsv")
+    with pytest.raises(ProtocolError, match="trials must be at least 1"):
+        build_folder_protocol(sources, references, trials=0)
+    _clip(references / "bob.flac")
+    with pytest.raises(ProtocolError, match=r"would both be ref:bob \(bob/ and bob\.flac\)"):
+        build_folder_protocol(sources, references)
 
 
 def _unprefixed(protocol: Protocol) -> Protocol:

@@ -14,6 +14,7 @@ from vc.data.readers import (
     read_corpora,
     read_corpus,
     read_libri,
+    read_ljspeech,
     read_speaker_folders,
     read_vctk,
     speakers_of,
@@ -24,7 +25,8 @@ from vc.data.utterance import Segment, Utterance
 
 __all__ = [
     "Segment", "Utterance", "read_corpus", "read_corpora", "detect_layout", "read_vctk", "read_libri",
-    "read_speaker_folders", "read_manifest", "write_manifest", "split_by_speaker", "choose_test_speakers",
+    "read_ljspeech", "read_speaker_folders", "read_manifest", "write_manifest", "split_by_speaker",
+    "choose_test_speakers",
     "speakers_of", "SentenceGenerator", "generate_sentences", "build_corpus",
 ]
 

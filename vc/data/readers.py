@@ -6,9 +6,11 @@ Layouts understood:
   - LibriSpeech / LibriTTS: `SPK-CHAPTER-UTT.flac` (or LibriTTS `SPK_CHAPTER_...wav`) at any
     depth (`SPK/CHAPTER/`, one folder per speaker, or all in one folder); transcripts from
     `*.trans.txt` or LibriTTS `*.normalized.txt` where present.
+  - LJSpeech: `metadata.csv` (ID|transcription|normalised transcription, pipe-separated, no
+    header) beside `wavs/ID.wav` (or `.flac`); one female reader, speaker id "LJ".
   - a folder per speaker (any audio extension, optional sidecar `.txt` with the same stem).
   - a manifest (.jsonl/.csv/.tsv), or a folder holding `manifest.jsonl`/`manifest.csv`.
-  - a folder of such corpora (e.g. `real-speech/` with `librispeech/` and `vctk/` inside).
+  - a folder of such corpora (e.g. `real-speech/` with `librispeech/`, `ljspeech/` and `vctk/` inside).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _LIBRI_NAME = re.compile(r"^(\d+)([-_])(\d+)[-_](\d+(?:_\d+)?)$")
 # VCTK "p225_003" or "p225_003_mic1": speaker, utterance number, optional microphone.
 _VCTK_NAME = re.compile(r"^(p\d+|s\d+)_(\d+)(?:_(mic\d))?$")
 _MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv", "manifest.tsv")
+LJSPEECH_SPEAKER = "LJ"  # the one reader of LJ Speech (Linda Johnson)
+_LJSPEECH_METADATA = "metadata.csv"
 
 
 def read_corpus(path: str | os.PathLike) -> list[Utterance]:
@@ -42,6 +46,8 @@ def read_corpus(path: str | os.PathLike) -> list[Utterance]:
     if not path.exists():
         raise VoicelabError(f"{path} does not exist; give a corpus folder or a .jsonl/.csv manifest")
     if path.is_file():
+        if path.name == _LJSPEECH_METADATA and _is_ljspeech(path.parent):
+            return read_ljspeech(path.parent)
         if path.suffix.lower() in MANIFEST_SUFFIXES:
             return read_manifest(path)
         raise VoicelabError(
@@ -55,6 +61,8 @@ def read_corpus(path: str | os.PathLike) -> list[Utterance]:
         return read_vctk(path)
     if layout == "libri":
         return read_libri(path)
+    if layout == "ljspeech":
+        return read_ljspeech(path)
     if layout == "folders":
         return read_speaker_folders(path)
     # A folder of corpora: read each, keep their own speaker ids (prefixed, as in read_corpora).
@@ -91,13 +99,15 @@ def read_corpora(sources: Sequence[str | os.PathLike], names: Sequence[str] | No
 
 
 def detect_layout(folder: Path, quiet: bool = False) -> str | None:
-    """Name the layout of a folder: "manifest", "vctk", "libri", "folders" or "collection".
+    """Name the layout of a folder: "manifest", "vctk", "libri", "ljspeech", "folders" or "collection".
 
     With quiet=True an unknown or empty folder gives None instead of an error.
     """
     folder = Path(folder)
     if any((folder / name).is_file() for name in _MANIFEST_NAMES):
         return "manifest"
+    if _is_ljspeech(folder):
+        return "ljspeech"
     audio = _audio_files(folder)
     if not audio:
         if quiet:
@@ -113,7 +123,7 @@ def detect_layout(folder: Path, quiet: bool = False) -> str | None:
         return "libri"
     # A folder of corpora: several sub-folders, each one a corpus of its own.
     sub_layouts = [detect_layout(c, quiet=True) for c in sorted(folder.iterdir()) if c.is_dir()]
-    if sub_layouts and any(l in ("vctk", "libri", "manifest") for l in sub_layouts):
+    if sub_layouts and any(l in ("vctk", "libri", "ljspeech", "manifest") for l in sub_layouts):
         return "collection"
     if any(p.parent != folder for p in audio):
         return "folders"
@@ -199,6 +209,82 @@ def _libri_texts(folder: Path) -> dict[str, str]:
     for norm in folder.glob("*.normalized.txt"):  # LibriTTS: one file per utterance
         texts[norm.name[: -len(".normalized.txt")]] = norm.read_text(encoding="utf-8", errors="replace").strip()
     return texts
+
+
+def read_ljspeech(root: str | os.PathLike, speaker: str = LJSPEECH_SPEAKER) -> list[Utterance]:
+    """Read an LJSpeech folder: `metadata.csv` and `wavs/ID.wav` (or `ID.flac`).
+
+    `Utterance.text` is the normalised transcription (numbers and abbreviations spelled out),
+    or the transcription where a copy's metadata has only two columns; the transcription as
+    written is kept in `extra["raw_text"]`. The reader is female: `extra["gender"]` is "F".
+    Rows whose audio file is missing are skipped (a subset of the corpus is fine).
+
+    Args:
+        root: the folder holding metadata.csv and wavs/.
+        speaker: the speaker id every utterance gets.
+
+    Raises:
+        VoicelabError: metadata.csv is missing or malformed, or none of its rows has audio.
+    """
+    root = Path(root)
+    metadata = root / _LJSPEECH_METADATA
+    if not metadata.is_file():
+        raise VoicelabError(f"{root} has no {_LJSPEECH_METADATA}; an LJSpeech folder holds metadata.csv"
+                            " (ID|transcription|normalised transcription) and wavs/")
+    wavs = root / "wavs"
+    found = sorted((p for p in wavs.iterdir() if is_audio_file(p)), key=_ljspeech_preference) if wavs.is_dir() else []
+    audio_by_id: dict[str, Path] = {}
+    for audio in found:
+        audio_by_id.setdefault(audio.stem, audio)  # ID.wav before ID.flac where both exist
+    utterances, first_line = [], {}
+    for number, (utt_id, raw, normalised) in _ljspeech_rows(metadata):
+        if utt_id in first_line:
+            raise VoicelabError(f"{metadata} line {number}: id {utt_id} was already given on line"
+                                f" {first_line[utt_id]}; every clip needs one row")
+        first_line[utt_id] = number
+        audio = audio_by_id.get(utt_id)
+        if audio is None:
+            continue
+        extra = {"raw_text": raw, "gender": "F"}
+        utterances.append(Utterance(audio, speaker, normalised or raw or None, None, "ljspeech", extra))
+    if not first_line:
+        raise VoicelabError(f"{metadata} lists no clips; each line should be ID|transcription|normalised transcription")
+    if not utterances:
+        example = next(iter(first_line))
+        raise VoicelabError(f"none of the {len(first_line)} clips listed in {metadata} has its audio in {wavs}"
+                            f" (looked for ID.wav or ID.flac, e.g. {wavs / example}.wav); copy the clips into wavs/")
+    return sorted(utterances, key=lambda u: (u.speaker, u.path.name))
+
+
+def _is_ljspeech(folder: Path) -> bool:
+    """metadata.csv whose first row is pipe-separated ID|text[|text], beside a wavs/ folder."""
+    metadata = folder / _LJSPEECH_METADATA
+    if not (metadata.is_file() and (folder / "wavs").is_dir()):
+        return False
+    try:
+        with open(metadata, encoding="utf-8", errors="replace") as handle:
+            first = next((line for line in handle if line.strip()), "")
+    except OSError:
+        return False
+    return first.count("|") in (1, 2) and bool(first.split("|", 1)[0].strip())
+
+
+def _ljspeech_rows(metadata: Path) -> Iterable[tuple[int, tuple[str, str, str]]]:
+    """(line number, (id, transcription, normalised transcription or "")) for each row."""
+    lines = metadata.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        parts = [part.strip() for part in line.split("|")]
+        if len(parts) not in (2, 3) or not parts[0]:
+            raise VoicelabError(f"{metadata} line {number}: expected ID|transcription|normalised transcription"
+                                f" (or ID|transcription), got {line[:80]!r}")
+        yield number, (parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+
+
+def _ljspeech_preference(path: Path) -> tuple[str, int]:
+    suffix = path.suffix.lower()
+    return path.stem, AUDIO_EXTENSIONS.index(suffix) if suffix in AUDIO_EXTENSIONS else len(AUDIO_EXTENSIONS)
 
 
 def read_speaker_folders(root: str | os.PathLike) -> list[Utterance]:

@@ -1,0 +1,48 @@
+"""The target ceiling's WER rule on hand-made trials: counted only where it reads the source sentence."""
+from __future__ import annotations
+
+import pytest
+
+from eval.protocol import Trial, same_sentence, sentence_words
+from eval.systems import SourceBaseline, TargetCeiling
+
+SOURCE_TEXT = "Please call Stella, and ask her to bring these things."
+
+
+def _trial(parallel: str | None = None, parallel_text: str = "", source_text: str = SOURCE_TEXT) -> Trial:
+    return Trial("t1", "src/p225_002.wav", "p225", "p226", ("ref/p226_003.wav", "ref/p226_004.wav"),
+                 source_text, parallel, parallel_text=parallel_text)
+
+
+@pytest.fixture(scope="module")
+def ceiling() -> TargetCeiling:
+    return TargetCeiling(sample_rate=16000)
+
+
+def test_parallel_reading_of_the_same_sentence_is_counted(ceiling):
+    same = _trial("ref/p226_002.wav", "please call Stella -- and ask her to bring these   things")
+    assert ceiling.expected_text(same) == SOURCE_TEXT
+    assert ceiling.references_for(same) == same.reference_paths  # it plays the parallel clip, not a reference
+
+
+def test_parallel_with_another_transcript_is_not_counted(ceiling):
+    # e.g. a corpus whose sentence ids pair readings that differ in their words
+    assert ceiling.expected_text(_trial("ref/p226_002.wav", "Please call Stella.")) == ""
+
+
+def test_no_parallel_means_the_last_reference_is_played_and_not_counted(ceiling):
+    trial = _trial()
+    assert ceiling.expected_text(trial) == ""
+    assert list(ceiling.references_for(trial)) == [trial.reference_paths[0]]
+    assert SourceBaseline().expected_text(trial) == SOURCE_TEXT  # the source itself always says it
+
+
+def test_parallel_without_its_transcript_trusts_the_protocol(ceiling):
+    assert ceiling.expected_text(_trial("ref/p226_002.wav")) == SOURCE_TEXT
+    assert ceiling.expected_text(_trial("ref/p226_002.wav", source_text="")) == ""
+
+
+def test_sentence_normalisation():
+    assert sentence_words("  Mr. Smith's CAR -- 42 km!\n") == "mr smith's car 42 km"
+    assert same_sentence("Hello, world.", "hello world") and not same_sentence("", "")
+    assert not same_sentence("Hello world.", "Hello, wide world.")
