@@ -15,7 +15,7 @@ from vc.audio import load_audio
 from vc.hub import load_model
 from vc.pipeline import VoiceConverter
 
-FAMILIES = ["autovc", "vqvc", "vqvae"]
+FAMILIES = ["autovc", "vqvc", "vqvae", "ppgvc"]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import sys
 
 from vc.errors import VoicelabError
 
-FAMILIES = ("autovc", "vqvc", "vqvae")
+FAMILIES = ("autovc", "vqvc", "vqvae", "ppgvc")
 VOCODERS = ("hifigan",)
 
 

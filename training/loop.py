@@ -152,12 +152,14 @@ class Trainer:
         torch.manual_seed(self.config.seed)
         return cls(**settings)
 
-    def _prepare_data(self, mel_config) -> tuple[list[UtteranceFeatures], list[UtteranceFeatures], list[str]]:
+    def _prepare_data(self, mel_config, frame_targets: Sequence[str] = ()
+                      ) -> tuple[list[UtteranceFeatures], list[UtteranceFeatures], list[str]]:
         utterances = load_utterances(self.data)
         self.corpora = sorted({u.corpus for u in utterances})
         train_utts, val_utts = split_by_speaker(utterances, self.config.val_fraction, self.config.seed)
         features, speakers = compute_features(train_utts + val_utts, mel_config, self.cache_dir,
-                                              progress=self.progress and self.accelerator.is_main_process)
+                                              progress=self.progress and self.accelerator.is_main_process,
+                                              frame_targets=frame_targets)
         val_ids = {u.path for u in val_utts}
         train = [f for f in features if f.utterance.path not in val_ids]
         val = [f for f in features if f.utterance.path in val_ids]
@@ -168,7 +170,7 @@ class Trainer:
         """Run to `steps`; returns the folder of the published weights (RUN_DIR/model)."""
         state = self._check_run_folder()
         probe = self._build_model(n_speakers=1)
-        train, val, speakers = self._prepare_data(probe.mel)
+        train, val, speakers = self._prepare_data(probe.mel, probe.frame_targets)
         self.speakers = speakers
         model = self._build_model(n_speakers=len(speakers))
         cfg = self.config

@@ -4,6 +4,8 @@
   describe PATH                                                    speakers, utterances, hours
   speaker-report PATH [--per-speaker K]                            speaker-encoder distinctness
   voices [--seed S]                                                the synthetic voice catalogue
+  align --corpus PATH [PATH ...] --out M.jsonl                     phone alignments from transcripts
+  subset --corpus PATH --out M.jsonl [--split S] [--exclude-test-of PATH ...]   a training manifest
 """
 
 from __future__ import annotations
@@ -45,11 +47,25 @@ def main(argv: list[str] | None = None) -> int:
     voices = commands.add_parser("voices", help="list the synthetic voices available here, in build order")
     voices.add_argument("--seed", type=int, default=0)
 
+    align = commands.add_parser("align", help="force-align transcribed speech (pocketsphinx) into a manifest")
+    align.add_argument("--corpus", nargs="+", required=True, help="corpus folders or manifests with transcripts")
+    align.add_argument("--out", required=True, help="JSONL manifest to write (re-running resumes it)")
+    align.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    subset = commands.add_parser("subset", help="write a manifest of part of a corpus (e.g. its train split)")
+    subset.add_argument("--corpus", required=True, help="corpus folder or manifest")
+    subset.add_argument("--out", required=True, help="manifest to write (.jsonl or .csv)")
+    subset.add_argument("--split", default=None, help="keep only this split (manifest 'split' field), e.g. train")
+    subset.add_argument("--exclude-test-of", nargs="+", default=[], metavar="PATH",
+                        help="also drop every speaker that is in the test split of these corpora "
+                             "(keeps an evaluation protocol's unseen voices unseen)")
+
     args = parser.parse_args(argv)
     warnings.simplefilter("always")
     warnings.formatwarning = lambda message, *_args, **_kw: f"warning: {message}\n"
     try:
-        return {"build-corpus": _build, "describe": _describe, "speaker-report": _report, "voices": _voices}[args.command](args)
+        return {"build-corpus": _build, "describe": _describe, "speaker-report": _report, "voices": _voices,
+                "align": _align, "subset": _subset}[args.command](args)
     except VoicelabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -105,6 +121,35 @@ def _report(args) -> int:
     report = speaker_report(args.path, out_dir=args.out, per_speaker=args.per_speaker, seed=args.seed)
     print(format_report(report))
     print(f"wrote {report['json']}" + (f" and {report['png']}" if "png" in report else " (no matplotlib: no PNG)"))
+    return 0
+
+
+def _align(args) -> int:
+    from vc.data.align import align_corpus
+    from vc.data.readers import read_corpora, read_corpus
+
+    utterances = read_corpus(args.corpus[0]) if len(args.corpus) == 1 else read_corpora(args.corpus)
+    counts = align_corpus(utterances, args.out, progress=not args.quiet)
+    print(f"{args.out}: aligned {counts['aligned']}, reused {counts['reused']}, failed {counts['failed']}"
+          f" (listed in {args.out}.failed.tsv), without transcript {counts['untranscribed']}")
+    return 0
+
+
+def _subset(args) -> int:
+    from vc.data.manifest import write_manifest
+    from vc.data.readers import read_corpus
+
+    utterances = read_corpus(args.corpus)
+    held_out = {u.speaker for path in args.exclude_test_of for u in read_corpus(path)
+                if str(u.extra.get("split", "")).lower() == "test"}
+    kept = [u for u in utterances if u.speaker not in held_out
+            and (args.split is None or str(u.extra.get("split", "")) == args.split)]
+    if not kept:
+        raise VoicelabError(f"nothing left of {len(utterances)} utterances after the filters; check --split "
+                            f"(splits here: {sorted({str(u.extra.get('split')) for u in utterances})})")
+    write_manifest(kept, args.out)
+    print(f"{args.out}: {len(kept)} of {len(utterances)} utterances, {len({u.speaker for u in kept})} speakers"
+          f" ({len(held_out)} test speakers of other corpora excluded)")
     return 0
 
 

@@ -51,6 +51,9 @@ class ConversionModel(HubModel):
     speaker_input: ClassVar[str] = "embedding"
     #: the number of frames a mel's length must be a multiple of (down-sampling factor).
     frame_multiple: int = 1
+    #: per-frame training targets the family learns from besides the mel ("phones": phone
+    #: labels from alignments, "f0": normalised log-F0 and voicing); see training.features.
+    frame_targets: ClassVar[tuple[str, ...]] = ()
     mel: MelConfig
 
     def speaker(self, mels: Sequence[torch.Tensor], embedding: torch.Tensor | None) -> torch.Tensor:
