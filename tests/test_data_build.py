@@ -155,3 +155,18 @@ def test_speaker_report_separates_the_tiny_voices(tiny, tmp_path):
     assert len(saved["matrix"]) == len(PRESENT) and saved["speakers"] == report["speakers"]
     assert saved["same_voice_mean"] > saved["cross_voice_mean"] + 0.1
     assert np.allclose(np.diag(saved["matrix"]), 1.0, atol=1e-3)
+
+
+def test_subset_keeps_a_split_and_drops_other_corpora_test_speakers(tiny, tmp_path, capsys):
+    corpus = read_corpus(tiny)
+    test_speakers = {u.speaker for u in corpus if u.extra.get("split") == "test"}
+    assert test_speakers and test_speakers != {u.speaker for u in corpus}
+    out = tmp_path / "train.jsonl"
+    assert data_cli(["subset", "--corpus", str(tiny), "--out", str(out), "--split", "train"]) == 0
+    kept = read_corpus(out)
+    assert kept and not {u.speaker for u in kept} & test_speakers
+    # the same corpus as "another": its test speakers are dropped even without --split
+    assert data_cli(["subset", "--corpus", str(tiny), "--out", str(out), "--exclude-test-of", str(tiny)]) == 0
+    assert {u.speaker for u in read_corpus(out)} == {u.speaker for u in corpus} - test_speakers
+    assert data_cli(["subset", "--corpus", str(tiny), "--out", str(out), "--split", "nope"]) == 2
+    assert "nothing left" in capsys.readouterr().err

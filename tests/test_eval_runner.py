@@ -143,6 +143,12 @@ def test_interrupted_run_resumes_without_redoing_trials(setup, tmp_path):
     assert "mcd" in rescored["metrics"]
     assert rescored["metrics"]["rtf"] == first[trial_id]["metrics"]["rtf"]  # speed kept from the conversion
 
+    # rescoring one metric group keeps the others' values
+    counts = run_trials(protocol, systems, Scorer(expand_metrics(["f0"])), out, show_progress=False)
+    assert (counts.converted, counts.rescored) == (0, 3)
+    kept = ResultStore(out).load()[str(model), trial_id]
+    assert {"secs", "mcd", "rtf"} <= set(kept["metrics"]) and set(kept["scored"]) >= {"secs", "mcd", "f0_corr"}
+
 
 def trial_id_of(rows: dict) -> str:
     return next(iter(rows))

@@ -5,6 +5,7 @@
   speaker-report PATH [--per-speaker K]                            speaker-encoder distinctness
   voices [--seed S]                                                the synthetic voice catalogue
   align --corpus PATH [PATH ...] --out M.jsonl                     phone alignments from transcripts
+  build-piper --out DIR [--sentences N] [--variants K]             Piper joe voice + variants, aligned
   subset --corpus PATH --out M.jsonl [--split S] [--exclude-test-of PATH ...]   a training manifest
 """
 
@@ -52,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     align.add_argument("--out", required=True, help="JSONL manifest to write (re-running resumes it)")
     align.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    piper = commands.add_parser("build-piper", help="render Piper's en_US-joe-medium voice and shifted variants")
+    piper.add_argument("--out", required=True, help="output folder (re-running resumes it)")
+    piper.add_argument("--sentences", type=int, default=300, help="sentences per variant (default 300)")
+    piper.add_argument("--variants", type=int, default=6, help="voices: the plain one and shifted variants (1-6)")
+    piper.add_argument("--seed", type=int, default=0)
+    piper.add_argument("--quiet", action="store_true", help="no progress bar")
+
     subset = commands.add_parser("subset", help="write a manifest of part of a corpus (e.g. its train split)")
     subset.add_argument("--corpus", required=True, help="corpus folder or manifest")
     subset.add_argument("--out", required=True, help="manifest to write (.jsonl or .csv)")
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda message, *_args, **_kw: f"warning: {message}\n"
     try:
         return {"build-corpus": _build, "describe": _describe, "speaker-report": _report, "voices": _voices,
-                "align": _align, "subset": _subset}[args.command](args)
+                "align": _align, "subset": _subset, "build-piper": _build_piper}[args.command](args)
     except VoicelabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -132,6 +140,15 @@ def _align(args) -> int:
     counts = align_corpus(utterances, args.out, progress=not args.quiet)
     print(f"{args.out}: aligned {counts['aligned']}, reused {counts['reused']}, failed {counts['failed']}"
           f" (listed in {args.out}.failed.tsv), without transcript {counts['untranscribed']}")
+    return 0
+
+
+def _build_piper(args) -> int:
+    from vc.data.piper_corpus import build_piper_corpus
+
+    if args.sentences < 1 or not 1 <= args.variants <= 6:
+        raise VoicelabError("--sentences must be at least 1 and --variants between 1 and 6")
+    print(f"wrote {build_piper_corpus(args.out, args.sentences, args.seed, args.variants, not args.quiet)}")
     return 0
 
 
