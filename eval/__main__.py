@@ -29,6 +29,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from vc.errors import VoicelabError
 
@@ -98,6 +99,8 @@ def _add_real_speech_protocol(commands) -> None:
                      help="which corpora to use (default: the held-out librispeech and vctk). ljspeech adds"
                           " one female reader with transcripts, but is not held out: it is also used for"
                           " training, so its figures are not zero-shot")
+    sub.add_argument("--alignments", default=None, metavar="M.jsonl",
+                     help="phone alignments of the held-out clips (python -m vc.data align), for ABX on real speech")
     sub.set_defaults(handler=_real_speech_protocol)
 
 
@@ -140,6 +143,10 @@ def _real_speech_protocol(args) -> int:
     protocol = build_real_speech_protocol(args.root, args.trials, args.seed, args.references,
                                           cross_gender=args.cross_gender, require_text=args.require_text,
                                           corpora=args.corpora)
+    if args.alignments:
+        if not Path(args.alignments).is_file():
+            raise ValueError(f"--alignments {args.alignments} does not exist; write it with python -m vc.data align")
+        protocol.metadata["alignments"] = os.path.abspath(args.alignments)
     return _report(protocol, protocol.save(args.out))
 
 

@@ -7,7 +7,9 @@ utterances each, so the figures describe the same unseen speakers as the trial m
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from collections import defaultdict
 from typing import Sequence
 
@@ -39,10 +41,16 @@ class AbxSet:
             return cls([], {}, "the protocol names no corpus to take phone alignments from")
         try:
             # as the protocol builder read them: one corpus keeps its speaker ids, several are prefixed
-            utterances = read_corpus(corpora[0]) if len(corpora) == 1 else \
-                read_corpora(corpora, protocol.metadata.get("corpus_names"))
+            meta = protocol.metadata
+            if meta.get("builder") == "build_real_speech_protocol":  # prefixed ids, in source order
+                utterances = read_corpora(corpora, [*meta.get("held_out", []), *meta.get("not_held_out", [])])
+            elif len(corpora) == 1:
+                utterances = read_corpus(corpora[0])
+            else:
+                utterances = read_corpora(corpora, meta.get("corpus_names"))
         except Exception as err:  # noqa: BLE001 - a vanished corpus only loses these figures
             return cls([], {}, f"cannot read the protocol's corpora: {err}")
+        utterances = _with_alignments(utterances, protocol.metadata.get("alignments"))
         wanted = {t.source_speaker for t in protocol} | {t.target_speaker for t in protocol}
         by_speaker = defaultdict(list)
         for utt in utterances:
@@ -55,6 +63,19 @@ class AbxSet:
         items = items_from_alignments(alignments, {u.utt_id: u.speaker for u in chosen})
         audio = {u.utt_id: prepare_speech(u.path, sample_rate, _UNTRIMMED, trim=False) for u in chosen}
         return cls(items, audio)
+
+
+def _with_alignments(utterances, manifest: str | None):
+    """Utterances given the phone alignments of a manifest (by audio file) where they lack one:
+    real held-out speech aligned by `python -m vc.data align` makes real-speech ABX possible."""
+    if not manifest:
+        return utterances
+    try:
+        aligned = {os.path.realpath(u.path): u.alignment for u in read_corpus(manifest) if u.alignment}
+    except Exception:  # noqa: BLE001 - a vanished manifest only loses these figures
+        return utterances
+    return [u if u.alignment else dataclasses.replace(u, alignment=aligned.get(os.path.realpath(u.path)))
+            for u in utterances]
 
 
 def held_frames(features: dict[str, np.ndarray], frame_rate: float, minimum_rate: float = MIN_ABX_RATE

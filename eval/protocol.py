@@ -35,7 +35,7 @@ FORMAT = "voicelab-protocol"
 FORMAT_VERSION = 1
 _CSV_META_PREFIX = "# voicelab-protocol "  # first CSV line: the metadata as JSON
 _REQUIRED = ("trial_id", "source_path", "source_speaker", "target_speaker", "reference_paths")
-_PATH_KEYS = ("corpora", "root", "texts")  # metadata entries holding paths (stored portable as well)
+_PATH_KEYS = ("corpora", "root", "alignments", "texts")  # metadata entries holding paths (stored portable as well)
 GENDER_SOURCES = ("LibriSpeech SPEAKERS.TXT, LibriTTS speakers.tsv or VCTK speaker-info.txt beside the audio,"
                   " a gender/sex column in a manifest, or an explicit genders mapping")
 

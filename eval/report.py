@@ -165,8 +165,9 @@ def _portable_metadata(metadata: dict, out_dir: Path, locate=lambda p: Path(p).r
     portable = dict(metadata)
     if isinstance(portable.get("corpora"), list):
         portable["corpora"] = [relative(p) for p in portable["corpora"]]
-    if isinstance(portable.get("root"), str):
-        portable["root"] = relative(portable["root"])
+    for key in ("root", "alignments", "texts"):
+        if isinstance(portable.get(key), str):
+            portable[key] = relative(portable[key])
     return portable
 
 

@@ -30,7 +30,7 @@ import torch
 from vc.audio import Audio, SpeechLimits, prepare_speech
 from vc.hub import CONFIG_NAME, WEIGHTS_NAME, resolve_model_dir
 from vc.mel import MelConfig, MelSpectrogram
-from vc.pipeline import VoiceConverter, load_vocoder, resolve_run_folder
+from vc.pipeline import KnnRefinement, VoiceConverter, load_vocoder, resolve_run_folder
 
 from .protocol import Trial, same_sentence
 
@@ -114,12 +114,16 @@ class ModelSystem(System):
     kind = "model"
 
     def __init__(self, spec: str, device: str = "cpu"):
-        model, _, vocoder = spec.partition(VOCODER_SEPARATOR)
+        model, _, rest = spec.partition(VOCODER_SEPARATOR)
+        vocoder, _, options = rest.partition(VOCODER_SEPARATOR)
         vocoder = vocoder or "griffinlim"
-        self.converter = VoiceConverter.from_pretrained(model, vocoder=vocoder, device=device)
+        knn = parse_knn(options) if options else None
+        self.converter = VoiceConverter.from_pretrained(model, vocoder=vocoder, device=device, knn=knn)
         family = type(self.converter.model).__name__
-        super().__init__(spec, f"{family} {model} with {vocoder}",
-                         _text_digest("model", _model_digest(model), _model_digest(vocoder)),
+        extra = f", kNN refinement (k={knn.k}, blend={knn.blend}, min_similarity={knn.min_similarity})" if knn else ""
+        super().__init__(spec, f"{family} {model} with {vocoder}{extra}",
+                         _text_digest("model", _model_digest(model), _model_digest(vocoder),
+                                      *([repr(knn)] if knn else [])),
                          model=model, vocoder=vocoder)
 
     def run(self, trial: Trial) -> Audio:
@@ -138,6 +142,21 @@ class ModelSystem(System):
         # mel frame t is centred on sample t * hop; a code spanning k mel frames sits at their middle
         offset = -0.5 / converter.mel_config.frame_rate
         return ContentSet(features, codes or None, float(rate), offset)
+
+
+def parse_knn(text: str) -> KnnRefinement:
+    """"knn" or "knn:k=4,blend=0.5,min_similarity=0.5" (a system spec's third part)."""
+    name, _, settings = text.partition(":")
+    if name != "knn":
+        raise ValueError(f"unknown system option {text!r}; the third part of MODEL+VOCODER+OPTION is "
+                         "'knn' or 'knn:k=4,blend=0.5,min_similarity=0.5'")
+    values = {}
+    for item in filter(None, settings.split(",")):
+        key, _, value = item.partition("=")
+        if key not in ("k", "blend", "min_similarity") or not value:
+            raise ValueError(f"bad kNN setting {item!r}; use k=INT, blend=FLOAT, min_similarity=FLOAT")
+        values[key] = int(value) if key == "k" else float(value)
+    return KnnRefinement(**values)
 
 
 class SourceBaseline(System):

@@ -368,3 +368,22 @@ def test_bitrate_dedupe_and_multi_level_units():
         bitrate([seq], [0.0])
     with pytest.raises(ValueError):
         bitrate([seq, seq], [1.0])
+
+
+def test_real_speech_protocol_gets_abx_items_from_an_alignment_manifest(real_speech, tmp_path):
+    """Held-out VCTK clips aligned by `vc.data align` give ABX items to a real-speech protocol,
+    whose own corpora carry no alignments."""
+    from eval.content_metrics import AbxSet
+    from eval.protocol import build_real_speech_protocol
+    from vc.data import read_corpus
+    from vc.data.align import align_corpus
+
+    protocol = build_real_speech_protocol(real_speech, trials=4, seed=0, corpora=["vctk"])
+    assert AbxSet.from_protocol(protocol).items == []
+    vctk = [u for u in read_corpus(real_speech / "vctk") if u.path.stem.endswith(("_003", "_005", "_008"))]
+    manifest = tmp_path / "aligned.jsonl"
+    align_corpus(vctk, manifest, progress=False)
+    protocol.metadata["alignments"] = str(manifest)
+    abx = AbxSet.from_protocol(protocol, per_speaker=3)
+    assert len(abx.items) > 20 and len(abx.audio) >= 4
+    assert {item.speaker for item in abx.items} == {"vctk:p225", "vctk:p226"}

@@ -158,3 +158,25 @@ def test_knn_matcher_known_answer():
     assert torch.allclose(chunked, matched.repeat(5, 1))
     with pytest.raises(ValueError, match="at least one"):
         knn_match(query, keys[:0], values[:0])
+
+
+def test_knn_refinement_borrows_reference_frames():
+    """blend=1, k=1: every output frame is one of the reference's frames; blend=0: the model's;
+    a model that down-samples its content is refused."""
+    from vc.models.vqvae import VQVAE
+    from vc.pipeline import KnnRefinement
+
+    torch.manual_seed(0)
+    model = PhoneticVC.from_preset("tiny").eval()
+    source, converted = torch.randn(80, 30) - 5, torch.randn(80, 30) - 5
+    references = [torch.randn(80, 20) - 5, torch.randn(80, 15) - 5]
+    with torch.no_grad():
+        pure = KnnRefinement(k=1, blend=1.0, min_similarity=-1.0).refine(model, source, converted, references)
+        kept = KnnRefinement(k=1, blend=0.0).refine(model, source, converted, references)
+    frames = torch.cat(references, dim=1).T
+    assert all(any(torch.allclose(column, frame) for frame in frames) for column in pure.T)
+    assert torch.equal(kept, converted)
+    with pytest.raises(ValueError, match="down-samples"):
+        KnnRefinement().check(VQVAE.from_preset("small"))
+    with pytest.raises(ValueError, match="blend"):
+        KnnRefinement(blend=2.0).check(model)

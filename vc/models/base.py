@@ -54,6 +54,8 @@ class ConversionModel(HubModel):
     #: per-frame training targets the family learns from besides the mel ("phones": phone
     #: labels from alignments, "f0": normalised log-F0 and voicing); see training.features.
     frame_targets: ClassVar[tuple[str, ...]] = ()
+    #: whether `encode` uses the source speaker; when not, converting skips embedding the source.
+    uses_source_speaker: ClassVar[bool] = True
     mel: MelConfig
 
     def speaker(self, mels: Sequence[torch.Tensor], embedding: torch.Tensor | None) -> torch.Tensor:

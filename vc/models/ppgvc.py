@@ -148,6 +148,7 @@ class PhoneticVC(ConversionModel):
 
     model_type = "ppgvc"
     frame_targets: ClassVar[tuple[str, ...]] = ("phones", "f0")
+    uses_source_speaker: ClassVar[bool] = False
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "small": dict(encoder_channels=192, encoder_layers=4, encoder_rnn=128, decoder_channels=192,
                       decoder_layers=4, decoder_rnn=160, postnet_channels=192),
