@@ -67,12 +67,16 @@ class Demo:
                 old.unlink(missing_ok=True)
         handle, name = tempfile.mkstemp(suffix=".wav", dir=self.outputs)
         os.close(handle)
-        return str(audio.save(name))
-
-    @staticmethod
-    def _load(path: str) -> Audio:
         try:
-            return load_audio(path)
+            return str(audio.save(name))  # refuses NaN/infinite samples
+        except VoicelabError as err:
+            Path(name).unlink(missing_ok=True)
+            raise _error(err) from None
+
+    def _load(self, path: str) -> Audio:
+        """An upload, refused from its header if longer than the limit (never decoded whole)."""
+        try:
+            return load_audio(path, max_seconds=self.settings.max_seconds)
         except VoicelabError as err:
             raise _error(err) from None
 
@@ -268,6 +272,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=DemoSettings.concurrency,
                         help="conversions run at once; more requests wait in the queue")
     args = parser.parse_args()
+    for flag, value, low in (("--max-seconds", args.max_seconds, 0), ("--max-upload-mb", args.max_upload_mb, 0),
+                             ("--concurrency", args.concurrency, 0), ("--port", args.port, -1)):
+        if value is not None and not (low < value < float("inf")):
+            parser.error(f"argument {flag}: must be above {low}, got {value}")
+    if args.port is not None and args.port > 65535:
+        parser.error(f"argument --port: must be at most 65535, got {args.port}")
     settings = DemoSettings(registry=args.registry, max_seconds=args.max_seconds,
                             max_upload_mb=args.max_upload_mb, concurrency=args.concurrency)
     app = build_app(settings)

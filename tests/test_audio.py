@@ -91,7 +91,7 @@ def test_prepare_refuses_silence_short_and_long_clips(speech):
         prepare_speech(np.full(32000, 1e-5, dtype=np.float32), 16000, source_rate=16000)
     blip = np.zeros(32000, dtype=np.float32)
     blip[16000:16000 + 3200] = speech.samples[16000:16000 + 3200]  # 0.2 s of speech
-    with pytest.raises(AudioError, match="only 0.2. s of speech"):
+    with pytest.raises(AudioError, match="only 0.2. s of sound"):
         prepare_speech(blip, 16000, source_rate=16000)
     with pytest.raises(AudioError, match="longest accepted is 3 s"):
         prepare_speech(speech, 16000, SpeechLimits(max_duration=3.0))

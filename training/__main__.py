@@ -18,14 +18,32 @@ FAMILIES = ("autovc", "vqvc", "vqvae", "ppgvc")
 VOCODERS = ("hifigan",)
 
 
+def _number(kind: str, low, high=None):
+    """An argparse type: a number of `kind` in the range `check_range` takes, else a message
+    with the range that works."""
+    def parse(text: str):
+        from .config import check_range
+        try:
+            value = int(text) if kind == "int" else float(text)
+        except ValueError:
+            value = text
+        try:
+            check_range("it", value, low, high, kind)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).replace("it must", "must", 1)) from None
+        return value
+    return parse
+
+
 def _train(args: argparse.Namespace) -> None:
+    import dataclasses
+    from vc.errors import CheckpointError
     from .config import load_run_config
     run = load_run_config(args.family, args.config)
-    if args.seed is not None:
-        run.train.seed = args.seed
-    for name in ("batch_size", "checkpoint_every", "sample_every", "validate_every", "log_every"):
-        if getattr(args, name) is not None:
-            setattr(run.train, name, getattr(args, name))
+    overrides = {name: getattr(args, name) for name in (
+        "seed", "batch_size", "checkpoint_every", "sample_every", "validate_every", "log_every")
+        if getattr(args, name) is not None}
+    run.train = dataclasses.replace(run.train, **overrides)  # checks the settings again
     options = dict(resume=args.resume, cache_dir=args.cache, push_to_hub=args.push_to_hub,
                    push_every=args.push_every, mixed_precision=args.mixed_precision,
                    progress=not args.quiet)
@@ -36,6 +54,9 @@ def _train(args: argparse.Namespace) -> None:
         from .loop import Trainer
         trainer = Trainer(run, args.data, args.out, args.steps, **options)
     folder = trainer.train()
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"training ended without publishing weights in {folder}: the run "
+                              f"was already at step {args.steps} or beyond; give a larger --steps")
     print(f"published weights: {folder}")
 
 
@@ -78,22 +99,23 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--mels-from", metavar="RUN_OR_MODEL",
                            help="train on this conversion model's reconstructions of the training "
                                 "utterances instead of their true mels (fine-tuning)")
-        p.add_argument("--steps", type=int, required=True, help="train until this step")
+        p.add_argument("--steps", type=_number("int", 1), required=True, help="train until this step")
         p.add_argument("--out", required=True, help="the run folder")
         p.add_argument("--resume", action="store_true", help="continue the run in --out")
         p.add_argument("--cache", help="feature cache folder (default: next to --out)")
         p.add_argument("--push-to-hub", metavar="REPO_ID", help="publish the final weights")
-        p.add_argument("--push-every", type=int, default=0, help="also publish every N steps")
+        p.add_argument("--push-every", type=_number("int", 0), default=0,
+                       help="also publish every N steps (0: only at the end)")
         p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
-        p.add_argument("--seed", type=int)
-        p.add_argument("--batch-size", type=int)
+        p.add_argument("--seed", type=_number("int", 0))
+        p.add_argument("--batch-size", type=_number("int", 1))
         for name in ("checkpoint-every", "sample-every", "validate-every", "log-every"):
-            p.add_argument(f"--{name}", type=int)
+            p.add_argument(f"--{name}", type=_number("int", 1), metavar="STEPS")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
     imp = commands.add_parser("import-autovc", help="convert the official AutoVC checkpoint")
     imp.add_argument("checkpoint", help="autovc.ckpt from the paper's repository")
     imp.add_argument("--out", required=True)
-    imp.add_argument("--freq", type=int, default=32,
+    imp.add_argument("--freq", type=_number("int", 1), default=32,
                      help="the code down-sampling factor it was trained with (not in the file)")
     imp.set_defaults(run=_import_autovc)
     hifi = commands.add_parser("import-hifigan", help="convert an official HiFi-GAN generator")

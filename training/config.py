@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,51 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.schedule not in ("noam", "cosine", "constant"):
             raise ValueError(f"schedule must be noam, cosine or constant, got {self.schedule!r}")
-        if self.batch_size < 1 or self.segment_frames < 1:
-            raise ValueError("batch_size and segment_frames must be at least 1")
+        for name, (low, high, kind) in _RANGES.items():
+            if hasattr(self, name):
+                check_range(f"train setting {name}", getattr(self, name), low, high, kind)
+
+
+# Setting -> (lowest, highest, "int"/"float"), "<" before a bound excluding it; checked for
+# every config, whichever class has the field.
+_RANGES: dict[str, tuple[Any, Any, str]] = {
+    "batch_size": (1, None, "int"), "segment_frames": (1, None, "int"),
+    "lr": ("<0", None, "float"), "warmup_steps": (0, None, "int"),
+    "weight_decay": (0, None, "float"), "grad_clip": (0, None, "float"),
+    "ema_decay": (0, "<1", "float"), "log_every": (1, None, "int"),
+    "validate_every": (1, None, "int"), "sample_every": (1, None, "int"),
+    "checkpoint_every": (1, None, "int"), "val_fraction": (0, "<1", "float"),
+    "seed": (0, None, "int"), "adversarial_start": (0, None, "int"),
+    "discriminator_width": ("<0", None, "float"), "mel_loss_weight": (0, None, "float"),
+    "magnitude_loss_weight": (0, None, "float"), "phase_loss_weight": (0, None, "float"),
+    "adam_beta1": (0, "<1", "float"), "adam_beta2": (0, "<1", "float"),
+}
+
+
+def check_range(what: str, value: Any, low: Any = None, high: Any = None, kind: str = "int") -> None:
+    """ValueError naming `what` and the range that works, unless `value` is a finite number
+    of `kind` ("int" or "float") within [low, high] (a bound given as "<x" excludes x; None
+    leaves that side open)."""
+    def parse(bound):
+        return (None, False) if bound is None else \
+            (float(bound[1:]), True) if isinstance(bound, str) else (bound, False)
+
+    def show(bound):
+        return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+    (lo, lo_open), (hi, hi_open) = parse(low), parse(high)
+    words = [f"{'above' if lo_open else 'at least'} {show(lo)}"] if lo is not None else []
+    if hi is not None:
+        words.append(f"{'below' if hi_open else 'at most'} {show(hi)}")
+    wanted = ("a whole number" if kind == "int" else "a number") + \
+        (f" {'of ' if kind == 'int' and not lo_open else ''}" + " and ".join(words) if words else "")
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "int" and number and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    ok = number and (kind == "float" or isinstance(value, int)) and math.isfinite(value) \
+        and (lo is None or (value > lo if lo_open else value >= lo)) \
+        and (hi is None or (value < hi if hi_open else value <= hi))
+    if not ok:
+        raise ValueError(f"{what} must be {wanted}, got {value!r}")
 
 
 @dataclass

@@ -27,7 +27,9 @@ from vc.hub import model_class, push_to_hub
 from vc.models import ConversionModel
 from vc.vocoders import GriffinLim
 
-from .checkpoint import load_resume_state, rng_state, save_resume_state, set_rng_state
+from .checkpoint import (
+    load_resume_state, remove_interrupted_writes, rng_state, save_resume_state, set_rng_state,
+)
 from .config import RunConfig, TrainConfig
 from .features import SegmentBatches, UtteranceFeatures, compute_features
 from .logs import RunLog, plot_losses, plot_mels
@@ -96,6 +98,8 @@ class Trainer:
                  resume: bool = False, cache_dir: str | Path | None = None,
                  push_to_hub: str | None = None, push_every: int = 0, hub_token: str | None = None,
                  mixed_precision: str = "no", progress: bool = True):
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a whole number of at least 1, got {steps!r}")
         self.run, self.data, self.steps = run, list(data), steps
         self.out = Path(out)
         self.resume, self.progress = resume, progress
@@ -114,6 +118,8 @@ class Trainer:
 
     def _check_run_folder(self) -> dict[str, Any] | None:
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.accelerator.is_main_process:
+            remove_interrupted_writes(self.out)
         state = load_resume_state(self.out)
         saved = self.out / "run_config.json"
         now = self._identity()

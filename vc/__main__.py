@@ -16,18 +16,51 @@ def _similarity(args: argparse.Namespace) -> None:
         print(f"{cosine(embeds[a], embeds[b]):.4f}  {a}  {b}")
 
 
+def _positive(kind: type, low: float = 0.0):
+    """An argparse type: an int/float above `low` (at least 1 for ints)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or value in (float("inf"), float("-inf")) or \
+                (value < 1 if kind is int else value <= low):
+            wanted = "a whole number of at least 1" if kind is int else f"a number above {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+    return parse
+
+
+def _check_inputs(*paths: str) -> None:
+    """Fail before any model loads on an input path that does not exist."""
+    from pathlib import Path
+    from .errors import AudioError
+    for path in paths:
+        if not Path(path).exists():
+            raise AudioError(f"no such file: '{path}'")
+
+
+def _limits(args: argparse.Namespace, default=None):
+    from .audio import SpeechLimits
+    if args.max_seconds is None:
+        return default if default is not None else SpeechLimits()
+    return SpeechLimits(max_duration=args.max_seconds)
+
+
 def _resynthesize(args: argparse.Namespace) -> None:
     import torch
-    from .audio import Audio, prepare_speech
+    from .audio import Audio, check_output_path, prepare_speech
     from .mel import MelConfig, MelSpectrogram
     from .pipeline import load_vocoder
     from .vocoders import GriffinLim
+    check_output_path(args.out)
+    _check_inputs(args.source)
     if args.vocoder in ("griffinlim", "gl"):
         vocoder = GriffinLim(MelConfig(), n_iter=args.iterations)
     else:  # a trained vocoder brings its own mel settings
         vocoder = load_vocoder(args.vocoder)
     config = vocoder.mel
-    clip = prepare_speech(args.source, config.sample_rate)
+    clip = prepare_speech(args.source, config.sample_rate, _limits(args))
     with torch.inference_mode():
         mel = MelSpectrogram(config)(clip.to_tensor())
         wav = vocoder.generate(mel) if hasattr(vocoder, "generate") else vocoder(mel)
@@ -37,8 +70,16 @@ def _resynthesize(args: argparse.Namespace) -> None:
 
 def _convert(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
+    from .audio import SpeechLimits, check_output_path
+    from .devices import check_device
     from .pipeline import VoiceConverter
-    converter = VoiceConverter.from_pretrained(args.model, vocoder=args.vocoder, device=args.device)
+    check_output_path(args.out)
+    device = check_device(args.device)
+    _check_inputs(args.source, *args.reference)
+    limits = {"source_limits": _limits(args),
+              "reference_limits": _limits(args, SpeechLimits(max_duration=120.0))}
+    converter = VoiceConverter.from_pretrained(args.model, vocoder=args.vocoder, device=device,
+                                               **limits)
     with tqdm(total=100, desc="convert", unit="%") as bar:
         def progress(fraction: float, _what: str) -> None:
             bar.update(round(100 * fraction) - bar.n)
@@ -57,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     gl.add_argument("--out", required=True)
     gl.add_argument("--vocoder", default="griffinlim",
                     help="griffinlim, or a vocoder's checkpoints/ name, folder, run or repo id")
-    gl.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
+    gl.add_argument("--iterations", type=_positive(int), default=32, help="Griffin-Lim iterations")
+    gl.add_argument("--max-seconds", type=_positive(float), metavar="SECONDS",
+                    help="longest clip accepted (default 600)")
     gl.set_defaults(run=_resynthesize)
     conv = commands.add_parser("convert", help="speak a source clip in a reference voice")
     conv.add_argument("--model", required=True,
@@ -66,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("--reference", required=True, nargs="+", help="clip(s) of the target voice")
     conv.add_argument("--out", required=True, help="output audio file (.wav, .flac, ...)")
     conv.add_argument("--vocoder", default="griffinlim", help="griffinlim or a vocoder model")
-    conv.add_argument("--device", default="cpu")
+    conv.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    conv.add_argument("--max-seconds", type=_positive(float), metavar="SECONDS",
+                      help="longest source and reference clip accepted (default 600 s for the "
+                           "source, 120 s for each reference)")
     conv.set_defaults(run=_convert)
     args = parser.parse_args(argv)
     try:

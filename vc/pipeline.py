@@ -7,13 +7,16 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, Union
 
+import numpy as np
 import torch
 
 from .audio import Audio, AudioSource, SpeechLimits, prepare_speech
 from .chunking import process_in_chunks
+from .devices import check_device
 from .errors import CheckpointError
 from .hub import load_model
 from .mel import MelConfig, MelSpectrogram
@@ -65,14 +68,18 @@ class VoiceConverter:
         source_limits, reference_limits: what counts as usable source and reference speech.
         speaker_encoder: a loaded `SpeakerEncoder` to use (and share between converters);
             by default one is loaded on first need.
+        knn: blend the model's output with the reference's own frames matched in the model's
+            content space (`KnnRefinement`; None: the model's output as it is).
     """
 
     def __init__(self, model: ConversionModel, vocoder: Union[str, torch.nn.Module] = "griffinlim",
                  device: str = "cpu", source_limits: SpeechLimits = SpeechLimits(),
-                 reference_limits: SpeechLimits = SpeechLimits(max_duration=120.0), speaker_encoder=None):
+                 reference_limits: SpeechLimits = SpeechLimits(max_duration=120.0), speaker_encoder=None,
+                 knn: "KnnRefinement | None" = None):
         if not isinstance(model, ConversionModel):
             raise CheckpointError(f"a {type(model).__name__} is not a voice-conversion model; "
                                   "give an AutoVC, VQVC+ or VQ-VAE model")
+        device = check_device(device)
         self.model = model.to(device).eval()
         self.mel_config = model.mel
         self.sample_rate = model.mel.sample_rate
@@ -81,11 +88,15 @@ class VoiceConverter:
         self.device = device
         self.source_limits, self.reference_limits = source_limits, reference_limits
         self._speaker_encoder = speaker_encoder
+        if knn is not None:
+            knn.check(model)
+        self.knn = knn
 
     @classmethod
     def from_pretrained(cls, name: Union[str, os.PathLike], vocoder: Union[str, torch.nn.Module] = "griffinlim",
                         device: str = "cpu", revision: str | None = None, **kwargs) -> "VoiceConverter":
         """Load a model by `checkpoints/` name, folder, training run folder or Hub repo id."""
+        device = check_device(device)
         model = load_model(resolve_run_folder(name), revision=revision, device=device)
         return cls(model, vocoder=vocoder, device=device, **kwargs)
 
@@ -136,16 +147,68 @@ class VoiceConverter:
         src = prepare_speech(source, self.sample_rate, self.source_limits)
         refs = [prepare_speech(r, self.sample_rate, self.reference_limits) for r in references]
         with torch.inference_mode():
-            source_speaker = self._speaker([src])
             target_speaker = self._speaker(refs)
+            # a model whose encoder ignores the source speaker is spared embedding the source
+            source_speaker = self._speaker([src]) if self.model.uses_source_speaker else target_speaker
             mel = self.mel(src.to_tensor().to(self.device))
         chunk = max(64, int(chunk_seconds * self.mel_config.frame_rate))
         converted = self.convert_mel(mel, source_speaker, target_speaker, chunk_frames=chunk,
                                      overlap_frames=min(64, chunk // 4), progress=progress)
+        if self.knn is not None:
+            with torch.inference_mode():
+                reference_mels = [self.mel(r.to_tensor().to(self.device)) for r in refs]
+                converted = self.knn.refine(self.model, mel, converted, reference_mels)
         audio = self.vocode(converted, progress=_part(progress, 0.7, 1.0, "vocoding"))
+        bad = int(np.count_nonzero(~np.isfinite(audio.samples)))
+        if bad:
+            raise CheckpointError(
+                f"the conversion came out as NaN or infinite in {bad} of {len(audio.samples)} "
+                "samples, which would play as full-scale noise: the model or vocoder weights are "
+                "broken. Re-download or re-train them.")
         if progress:
             progress(1.0, "done")
         return audio
+
+
+@dataclass(frozen=True)
+class KnnRefinement:
+    """kNN-VC's idea on top of a model: each output frame is blended with the mean of the k
+    reference frames whose content is nearest the source frame's (`vc.knn.knn_match` over the
+    model's `content_frames`), so the output borrows the target's real spectra where the
+    reference has the same sound, and keeps the model's frame where it has none.
+
+    Args:
+        k: reference frames averaged per output frame.
+        blend: weight of the matched frames (0: the model alone, 1: pure matching).
+        min_similarity: a frame whose neighbours are less similar than this (cosine) keeps the
+            model's output.
+    """
+
+    k: int = 4
+    blend: float = 0.5
+    min_similarity: float = 0.5
+
+    def check(self, model: ConversionModel) -> None:
+        if self.k < 1 or not 0.0 <= self.blend <= 1.0:
+            raise ValueError(f"kNN refinement needs k >= 1 and blend in [0, 1]; got k={self.k}, blend={self.blend}")
+        if model.frame_multiple != 1:
+            raise ValueError(f"kNN refinement needs content at the mel frame rate; {type(model).__name__} "
+                             f"down-samples by {model.frame_multiple}")
+
+    def refine(self, model: ConversionModel, source_mel: torch.Tensor, converted: torch.Tensor,
+               reference_mels: Sequence[torch.Tensor]) -> torch.Tensor:
+        """converted (n_mels, T) blended with the reference frames matched to source_mel (n_mels, T)."""
+        from .knn import knn_match
+
+        query = model.content_frames(source_mel).features
+        keys = torch.cat([model.content_frames(m).features for m in reference_mels])
+        values = torch.cat([m.T for m in reference_mels])
+        if query.shape[0] != converted.shape[-1]:
+            raise ValueError(f"{type(model).__name__}'s content has {query.shape[0]} frames for "
+                             f"{converted.shape[-1]} mel frames; kNN refinement needs one per frame")
+        matched, similarity = knn_match(query, keys, values, self.k)
+        weight = (self.blend * (similarity >= self.min_similarity).float())[None, :]
+        return converted * (1 - weight) + matched.T.to(converted.dtype) * weight
 
 
 def _is_rate_tuple(value) -> bool:

@@ -12,8 +12,9 @@ See `vc.hub.model` for the subclass contract and `vc.hub.folder` for the file fo
 """
 from .card import eval_results, render_model_card, update_model_card_metrics, write_model_card
 from .folder import (
-    CARD_NAME, CONFIG_NAME, FORMAT_VERSION, MODEL_FILES, WEIGHTS_NAME, load_legacy_state_dict,
-    write_files_atomically, write_text_atomically,
+    CARD_NAME, CONFIG_NAME, FORMAT_VERSION, MODEL_FILES, WEIGHTS_NAME, describe_torch_load_error,
+    load_legacy_state_dict, non_finite_tensors, remove_stale_temporaries, write_files_atomically,
+    write_text_atomically,
 )
 from .model import (
     HubModel, as_dataclass, load_config, load_model, model_class, registered_model_types,
@@ -25,6 +26,8 @@ __all__ = [
     "registered_model_types",
     "push_to_hub", "resolve_model_dir", "checkpoints_dir", "is_hub_offline",
     "render_model_card", "write_model_card", "update_model_card_metrics", "eval_results",
-    "load_legacy_state_dict", "write_files_atomically", "write_text_atomically", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "MODEL_FILES",
+    "load_legacy_state_dict", "write_files_atomically", "write_text_atomically",
+    "non_finite_tensors", "describe_torch_load_error", "remove_stale_temporaries",
+    "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "MODEL_FILES",
     "FORMAT_VERSION",
 ]

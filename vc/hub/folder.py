@@ -16,8 +16,10 @@ import json
 import math
 import numbers
 import os
+import re
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -109,16 +111,63 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """The state dict in `folder/model.safetensors`, on the CPU."""
+    """The state dict in `folder/model.safetensors`, on the CPU, every tensor checked finite."""
     path = Path(folder) / WEIGHTS_NAME
     if not path.is_file():
         raise CheckpointError(f"{folder} has no {WEIGHTS_NAME}; {_REDOWNLOAD}.")
     try:
-        return safetensors.torch.load_file(path, device="cpu")
+        state = safetensors.torch.load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(
             f"{path} is not a readable safetensors file ({error}); it is probably truncated or "
             f"corrupt: {_REDOWNLOAD}.") from error
+    bad = non_finite_tensors(state)
+    if bad:
+        raise CheckpointError(
+            f"{path} is damaged: {_some_names(bad)} hold{'s' if len(bad) == 1 else ''} NaN or "
+            f"infinite values, so the model would output noise; {_REDOWNLOAD}.")
+    return state
+
+
+def non_finite_tensors(state: Any, prefix: str = "") -> list[str]:
+    """Names of the floating-point tensors in `state` (a state dict, or nested dicts and
+    lists of them, as optimizer states are) that hold a NaN or an infinity."""
+    if isinstance(state, torch.Tensor):
+        if not (state.is_floating_point() or state.is_complex()):
+            return []  # integers cannot be NaN
+        return [] if bool(torch.isfinite(state).all()) else [prefix or "tensor"]
+    if isinstance(state, Mapping):
+        items = ((f"{prefix}.{key}" if prefix else str(key), value) for key, value in state.items())
+    elif isinstance(state, (list, tuple)):
+        items = ((f"{prefix}[{i}]", value) for i, value in enumerate(state))
+    else:
+        return []
+    return [name for key, value in items for name in non_finite_tensors(value, key)]
+
+
+def _some_names(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more tensors" if len(names) > limit else "")
+
+
+def describe_torch_load_error(error: BaseException) -> str:
+    """Why `torch.load(weights_only=True)` refused a file, in a few words: the pickled
+    Python object it would have had to run, or what is wrong with the file. PyTorch's advice
+    to retry with weights_only=False (which runs whatever the file holds) is left out."""
+    text = str(error)
+    found = re.search(r"unsupported (?:GLOBAL|global:?) (?:GLOBAL )?([\w.]+)", text, re.IGNORECASE)
+    if found:
+        return f"it holds a pickled Python object ({found.group(1)}), which voicelab never runs"
+    if re.search(r"Unsupported operand|invalid load key", text):
+        return "it is not a PyTorch checkpoint (damaged, or another kind of file)"
+    if "weights_only" in text or "Weights only load failed" in text:
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+        return ("it holds pickled Python objects besides tensors, which voicelab never runs"
+                + (f" ({detail.group(1).strip()})" if detail else ""))
+    if isinstance(error, EOFError) or not text.strip():
+        return "it ends early (truncated, or empty)"
+    first = text.strip().splitlines()[0].split(". ")[0].rstrip(".")
+    return f"{type(error).__name__}: {first}"
 
 
 def plain_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -170,13 +219,20 @@ def write_files_atomically(folder: Path, writers: Mapping[str, Callable[[Path], 
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder, writers)
     staged: dict[str, Path] = {}
     try:
         for name, write in writers.items():
-            # Plain open() (not mkstemp) so the final file gets the usual umask permissions.
             temp = folder / f".{name}.{uuid.uuid4().hex[:12]}.tmp"
             staged[name] = temp
+            # Created here with plain open() (not mkstemp), so it gets the usual umask
+            # permissions; a writer that makes its own file (safetensors writes 0600) is
+            # given them back.
+            with open(temp, "wb"):
+                pass
+            mode = temp.stat().st_mode & 0o777
             write(temp)
+            os.chmod(temp, mode)
             with open(temp, "rb") as handle:
                 os.fsync(handle.fileno())
         order = [name for name in staged if name != guard]
@@ -190,6 +246,28 @@ def write_files_atomically(folder: Path, writers: Mapping[str, Callable[[Path], 
     finally:
         for temp in staged.values():
             temp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: Path, names: Iterable[str] | None = None, *,
+                             older_than: float = 3600.0) -> list[Path]:
+    """Remove the temporary files `write_files_atomically` leaves when it is killed mid-write
+    (`.NAME.<id>.tmp`), for the given file names (None: any), once they have not been
+    written to for `older_than` seconds (a live writer keeps touching its file). Returns the
+    removed paths."""
+    wanted = None if names is None else set(names)
+    removed = []
+    cutoff = time.time() - older_than
+    for temp in Path(folder).glob(".*.tmp"):
+        parts = temp.name[1:-len(".tmp")].rsplit(".", 1)
+        if len(parts) != 2 or (wanted is not None and parts[0] not in wanted):
+            continue
+        try:
+            if temp.is_file() and temp.stat().st_mtime <= cutoff:
+                temp.unlink()
+                removed.append(temp)
+        except FileNotFoundError:  # another process cleaned it up first
+            pass
+    return removed
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -223,16 +301,16 @@ def load_legacy_state_dict(path: str | os.PathLike, *,
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"legacy checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"legacy checkpoint {path} is an empty file (0 bytes)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        first_line = (str(error).splitlines() or [""])[0]
         raise CheckpointError(
-            f"could not read {path} as a weights-only PyTorch checkpoint "
-            f"({type(error).__name__}: {first_line}). Either the file is damaged, or it holds "
-            "pickled Python objects besides tensors, which voicelab will not unpickle; in a "
-            "trusted environment re-save just the tensors: torch.save(model.state_dict(), path)."
-        ) from error
+            f"could not read {path} as a weights-only PyTorch checkpoint: "
+            f"{describe_torch_load_error(error)}. Either the file is damaged, or it holds "
+            "more than tensors, which voicelab will not unpickle; where the file is trusted, "
+            "re-save just the tensors: torch.save(model.state_dict(), path).") from None
     if key is not None:
         if not isinstance(data, Mapping) or key not in data:
             found = sorted(data) if isinstance(data, Mapping) else type(data).__name__
@@ -249,6 +327,10 @@ def load_legacy_state_dict(path: str | os.PathLike, *,
             f"{path} does not hold a state dict (name -> tensor); found {found}. Pass key=... to "
             "pick the entry that holds the weights.")
     state = dict(data)
+    bad = non_finite_tensors(state)
+    if bad:
+        raise CheckpointError(f"{path} is damaged: {_some_names(bad)} "
+                              f"hold{'s' if len(bad) == 1 else ''} NaN or infinite values")
     if all(name.startswith("module.") for name in state):
         state = {name[len("module."):]: tensor for name, tensor in state.items()}
     return state

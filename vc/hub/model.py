@@ -38,7 +38,7 @@ from torch import nn
 from ..errors import CheckpointError
 from .card import render_model_card
 from .folder import (
-    CARD_NAME, CONFIG_NAME, FORMAT_VERSION, RESERVED_KEYS, WEIGHTS_NAME,
+    CARD_NAME, CONFIG_NAME, FORMAT_VERSION, RESERVED_KEYS, WEIGHTS_NAME, non_finite_tensors,
     plain_state_dict, read_config, read_weights, to_jsonable, voicelab_version,
     write_files_atomically, write_text, write_weights,
 )
@@ -125,11 +125,17 @@ class HubModel(nn.Module):
         args = {k: v for k, v in config.items() if k not in RESERVED_KEYS}
         unknown = [k for k in args if k not in params]
         if unknown:
+            written_by, this = config.get("voicelab_version"), voicelab_version()
+            if written_by is not None and str(written_by) != this:
+                advice = (f"it was written by voicelab {written_by} and this is {this}: load it "
+                          f"with voicelab {written_by}, or re-save it from there")
+            else:
+                advice = (f"this voicelab ({this}) wrote no such setting, so the file was "
+                          "edited or made by a modified voicelab: remove the setting from "
+                          "config.json, or re-save the model with save_pretrained")
             raise CheckpointError(
-                f"{source} has settings {target.__name__} does not take: {_some(unknown)} "
-                f"(written by voicelab {config.get('voicelab_version', '?')}, this is "
-                f"{voicelab_version()}); load it with the voicelab version that wrote it, or "
-                "newer.")
+                f"{source} has settings {target.__name__} does not take: {_some(unknown)}; "
+                f"{advice}.")
         missing = [k for k, p in params.items() if p.default is p.empty and k not in args]
         if missing:
             raise CheckpointError(f"{source} lacks required settings of {target.__name__}: "
@@ -177,6 +183,12 @@ class HubModel(nn.Module):
         config_text = json.dumps(self.get_config(), indent=2, allow_nan=False) + "\n"
         card_text = self._card_text(card)
         state = plain_state_dict(self)
+        bad = non_finite_tensors(state)
+        if bad:
+            raise CheckpointError(
+                f"refusing to save {type(self).__name__} to {folder}: {_some(bad)} "
+                f"hold{'s' if len(bad) == 1 else ''} NaN or infinite values (training diverged, or the weights were damaged); save from "
+                "an earlier, finite state")
         folder = Path(folder)
         write_files_atomically(folder, {
             WEIGHTS_NAME: lambda path: write_weights(state, path),
@@ -215,6 +227,8 @@ class HubModel(nn.Module):
             ModelNotFoundError: nothing found under `name` (the message lists what was tried).
             CheckpointError: the folder's files are missing, corrupt or do not fit the model.
         """
+        from ..devices import check_device
+        device = check_device(device)
         folder = resolve_model_dir(name, revision, cache_dir=cache_dir, token=token)
         config = read_config(folder)
         model = cls.from_config(config, source=str(folder / CONFIG_NAME))
