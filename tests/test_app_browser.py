@@ -56,7 +56,7 @@ def test_upload_convert_and_hear_the_output(page):
     summary = page.locator("#convert-summary")
     summary.get_by_text("Similarity to the reference").wait_for(timeout=120_000)
     page.locator("#output-audio audio").first.wait_for(state="attached", timeout=30_000)
-    assert "vqvc-small + hifigan-fast" in summary.inner_text()
+    assert "ppgvc-small + hifigan-fast" in summary.inner_text()
     page.screenshot(path=OUTPUT / "convert.png", full_page=True)
     assert (OUTPUT / "convert.png").stat().st_size > 10_000
 
