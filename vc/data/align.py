@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vc.audio import AudioSource, load_audio
-from vc.data.phones import PhoneSetError, to_arpabet
+from vc.data.phones import PhoneSetError, espeak_word_phones, to_arpabet
 from vc.data.utterance import Segment, Utterance
 from vc.errors import VoicelabError
 
@@ -122,13 +122,10 @@ def espeak_pronunciation(word: str, voice: str = "en-us") -> list[str]:
         raise AlignmentError(f"espeak-ng could not pronounce {word!r}: {result.stderr.strip()}")
     phones = []
     for chunk in result.stdout.split():
-        for symbol in chunk.split("_"):
-            try:
-                phone = to_arpabet(symbol, "espeak")
-            except PhoneSetError as error:
-                raise AlignmentError(f"cannot pronounce {word!r}: {error}") from None
-            if phone is not None and phone != "sil":
-                phones.append(phone)
+        try:
+            phones += espeak_word_phones(chunk)
+        except PhoneSetError as error:
+            raise AlignmentError(f"cannot pronounce {word!r}: {error}") from None
     if not phones:
         raise AlignmentError(f"espeak-ng gave no phones for {word!r}")
     return phones

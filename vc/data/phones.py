@@ -75,6 +75,17 @@ def to_arpabet(phone: str, phoneset: str = "arpabet") -> str | None:
     raise PhoneSetError(f"unknown phone set {phoneset!r}; use 'arpabet', 'cmu' or 'espeak'")
 
 
+def espeak_word_phones(word: str) -> list[str]:
+    """PHONES of one word as `espeak-ng -x --sep=_` writes it ("n_'o@_s_I2_m_,E_n"); silences
+    and markers are dropped. Raises PhoneSetError for a mnemonic no mapping knows."""
+    phones = []
+    for symbol in word.split("_"):
+        phone = to_arpabet(symbol, "espeak")
+        if phone is not None and phone != SILENCE:
+            phones.append(phone)
+    return phones
+
+
 def frame_labels(segments, frames: int, frame_rate: float, phoneset: str = "arpabet",
                  offset: float = 0.0) -> list[int]:
     """Phone index per frame: frame t (centred at t / frame_rate - offset seconds) takes the
