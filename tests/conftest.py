@@ -1,6 +1,7 @@
 """Shared fixtures: where the real speech lives, and small clips made from it."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -44,6 +45,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served_app(settings, max_file_size: str):
+    """The web demo built with `settings`, served on a free loopback port; yields a
+    gradio_client Client and closes the server afterwards."""
+    from gradio_client import Client
+    from app import build_app
+    app = build_app(settings)
+    app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+               max_file_size=max_file_size)
+    try:
+        yield Client(app.local_url, verbose=False)
+    finally:
+        app.close()
 
 
 def fit(model, batch, steps: int, lr: float = 3e-3) -> list[tuple[float, dict]]:

@@ -3,36 +3,25 @@ localhost with the shipped checkpoints, real conversions run, and every bad inpu
 message while the server keeps serving."""
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
-from app import ROOT, Demo, DemoSettings, build_app
+from app import ROOT, Demo, DemoSettings
+from conftest import served_app
 
 SOURCE = ROOT / "assets" / "examples" / "flite-rms-deep.wav"
 VOICE = ROOT / "assets" / "voices" / "festival-slt-light.wav"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def client():
-    app = build_app(DemoSettings(max_seconds=8.0, max_upload_mb=1))
-    app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-               max_file_size="1mb")
-    try:
-        yield Client(app.local_url, verbose=False)
-    finally:
-        app.close()
+    with served_app(DemoSettings(max_seconds=8.0, max_upload_mb=1), "1mb") as served:
+        yield served
 
 
 def convert(client, source, reference=VOICE, model="vqvc-small"):

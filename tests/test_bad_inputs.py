@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import torch
 
 import vc.__main__ as vc_cli
 import training.__main__ as training_cli
-from conftest import REPO
+from conftest import REPO, served_app
 from vc.audio import (Audio, SpeechLimits, check_output_path, load_audio, prepare_speech,
                       speech_seconds)
 from vc.errors import AudioError, CheckpointError, VoicelabError
@@ -318,26 +317,14 @@ def test_cli_errors_are_one_line_without_traceback_in_a_real_process(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the web API
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 WEB_LIMIT = 20.0
 
 
 @pytest.fixture(scope="module")
 def web():
-    from gradio_client import Client
-    from app import DemoSettings, build_app
-    app = build_app(DemoSettings(max_seconds=WEB_LIMIT, max_upload_mb=2))
-    app.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
-               max_file_size="2mb")
-    try:
-        yield Client(app.local_url, verbose=False)
-    finally:
-        app.close()
+    from app import DemoSettings
+    with served_app(DemoSettings(max_seconds=WEB_LIMIT, max_upload_mb=2), "2mb") as served:
+        yield served
 
 
 def _web_convert(client, source: Path, reference: Path = VOICE):

@@ -107,8 +107,9 @@ class VoiceConverter:
             self._speaker_encoder = SpeakerEncoder.pretrained(device=self.device)
         return self._speaker_encoder
 
-    def _speaker(self, clips: Sequence[Audio]) -> torch.Tensor:
-        mels = [self.mel(c.to_tensor().to(self.device)) for c in clips]
+    def _speaker(self, clips: Sequence[Audio], mels: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        if mels is None:
+            mels = [self.mel(c.to_tensor().to(self.device)) for c in clips]
         embedding = None
         if self.model.speaker_input == "embedding":
             embedding = torch.from_numpy(self.speaker_encoder.embed_many(clips)).to(self.device)
@@ -147,7 +148,8 @@ class VoiceConverter:
         src = prepare_speech(source, self.sample_rate, self.source_limits)
         refs = [prepare_speech(r, self.sample_rate, self.reference_limits) for r in references]
         with torch.inference_mode():
-            target_speaker = self._speaker(refs)
+            reference_mels = [self.mel(r.to_tensor().to(self.device)) for r in refs]
+            target_speaker = self._speaker(refs, reference_mels)
             # a model whose encoder ignores the source speaker is spared embedding the source
             source_speaker = self._speaker([src]) if self.model.uses_source_speaker else target_speaker
             mel = self.mel(src.to_tensor().to(self.device))
@@ -155,8 +157,7 @@ class VoiceConverter:
         converted = self.convert_mel(mel, source_speaker, target_speaker, chunk_frames=chunk,
                                      overlap_frames=min(64, chunk // 4), progress=progress)
         if self.knn is not None:
-            with torch.inference_mode():
-                reference_mels = [self.mel(r.to_tensor().to(self.device)) for r in refs]
+            with torch.inference_mode():  # the reference mels computed once, above
                 converted = self.knn.refine(self.model, mel, converted, reference_mels)
         audio = self.vocode(converted, progress=_part(progress, 0.7, 1.0, "vocoding"))
         bad = int(np.count_nonzero(~np.isfinite(audio.samples)))

@@ -88,6 +88,18 @@ class ConversionModel(HubModel):
         raise NotImplementedError
 
 
+def unit_embedding(embedding, dim: int, device: torch.device, family: str) -> torch.Tensor:
+    """A speaker-encoder embedding (tensor or array) as a unit vector (dim,) on `device`; a
+    clear ValueError when it is missing or has the wrong shape."""
+    if embedding is None:
+        raise ValueError(f"{family} is conditioned on a GE2E speaker embedding; pass the "
+                         "reference's embedding (vc.speaker.SpeakerEncoder.embed)")
+    embedding = torch.as_tensor(embedding, dtype=torch.float32, device=device)
+    if embedding.shape != (dim,):
+        raise ValueError(f"expected a speaker embedding of shape ({dim},), got {tuple(embedding.shape)}")
+    return torch.nn.functional.normalize(embedding, dim=0)
+
+
 def pad_to_multiple(mel: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad the last axis by repeating the edge frame up to a multiple of `multiple`."""
     extra = (-mel.shape[-1]) % multiple

@@ -27,7 +27,7 @@ from torch import nn
 from ..data.phones import PHONES
 from ..hub import as_dataclass
 from ..mel import MelConfig
-from .base import ContentFrames, ConversionModel
+from .base import ContentFrames, ConversionModel, unit_embedding
 from .vqvae import ChannelNorm
 
 
@@ -186,14 +186,7 @@ class PhoneticVC(ConversionModel):
     # ------------------------------------------------------------------ speakers
     def speaker(self, mels: Sequence[torch.Tensor], embedding: torch.Tensor | None) -> torch.Tensor:
         """The reference's unit GE2E embedding (embedding_dim,); `mels` are not used."""
-        if embedding is None:
-            raise ValueError("PhoneticVC is conditioned on a GE2E speaker embedding; pass the "
-                             "reference's embedding (vc.speaker.SpeakerEncoder.embed)")
-        embedding = torch.as_tensor(embedding, dtype=torch.float32, device=self._device)
-        if embedding.shape != (self.embedding_dim,):
-            raise ValueError(f"expected a speaker embedding of shape ({self.embedding_dim},), got "
-                             f"{tuple(embedding.shape)}")
-        return F.normalize(embedding, dim=0)
+        return unit_embedding(embedding, self.embedding_dim, self._device, "PhoneticVC")
 
     # ------------------------------------------------------------ encode/decode
     def encode(self, mel: torch.Tensor, speaker: torch.Tensor | None = None) -> PhoneticContent:

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..hub import as_dataclass
 from ..mel import MelConfig
-from .base import ContentFrames, ConversionModel, pad_to_multiple
+from .base import ContentFrames, ConversionModel, pad_to_multiple, unit_embedding
 from .quantize import VectorQuantizer
 
 SPEAKER_CONDITIONINGS = ("embedding", "table")
@@ -265,14 +265,7 @@ class VQVAE(ConversionModel):
                 "cannot take a new speaker from reference audio or an embedding. Use "
                 "model.speaker_from_id(i) with a training speaker id, or a model trained with "
                 "speaker_conditioning='embedding' for zero-shot conversion.")
-        if embedding is None:
-            raise ValueError("this VQ-VAE is conditioned on a GE2E speaker embedding; pass the "
-                             "reference's embedding (vc.speaker.SpeakerEncoder.embed)")
-        embedding = torch.as_tensor(embedding, dtype=torch.float32, device=self._device)
-        if embedding.shape != (self.speaker_dim,):
-            raise ValueError(f"expected a speaker embedding of shape ({self.speaker_dim},), got "
-                             f"{tuple(embedding.shape)}")
-        return F.normalize(embedding, dim=0)
+        return unit_embedding(embedding, self.speaker_dim, self._device, "this VQ-VAE")
 
     def speaker_from_id(self, index: int) -> torch.Tensor:
         """The learned speaker vector (speaker_table_dim,) of training speaker `index`."""
