@@ -107,6 +107,20 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.get_config() == model.get_config()
 
 
+def test_half_precision_storage_halves_the_file_and_loads_back_as_float32(tmp_path):
+    model = make_model(hidden=64)
+    full = model.save_pretrained(tmp_path / "fp32")
+    half = model.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
+    assert (half / "model.safetensors").stat().st_size < 0.6 * (full / "model.safetensors").stat().st_size
+    loaded = ToyModel.from_pretrained(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.randn(4, MEL.n_mels)
+    with torch.no_grad():
+        assert torch.allclose(model(x), loaded(x), atol=1e-2)
+    with pytest.raises(ValueError, match="floating-point"):
+        model.save_pretrained(tmp_path / "bad", dtype=torch.int8)
+
+
 def test_config_json_holds_every_constructor_argument(tmp_path):
     make_model(hidden=5).save_pretrained(tmp_path / "toy")
     config = json.loads((tmp_path / "toy" / "config.json").read_text())

@@ -176,6 +176,7 @@ class Trainer:
         """Run to `steps`; returns the folder of the published weights (RUN_DIR/model)."""
         state = self._check_run_folder()
         probe = self._build_model(n_speakers=1)
+        self.mel_config = probe.mel
         train, val, speakers = self._prepare_data(probe.mel, probe.frame_targets)
         self.speakers = speakers
         model = self._build_model(n_speakers=len(speakers))
@@ -196,10 +197,7 @@ class Trainer:
         wrapped, optimizer, scheduler = acc.prepare(_LossOf(model), optimizer, scheduler)
         ema.to(acc.device)
         silence = math.log(probe.mel.log_floor) if probe.mel.compression == "log" else 0.0
-        batches = SegmentBatches(train, cfg.segment_frames, cfg.batch_size, cfg.seed, silence,
-                                 rank=acc.process_index)
-        val_batches = (SegmentBatches(val, cfg.segment_frames, cfg.batch_size, cfg.seed + 1, silence)
-                       if val else None)
+        batches, val_batches = self.make_batches(train, val, silence)
         log = RunLog(self.out, start) if acc.is_main_process else None
         self.sample_pair = self._sample_pair(train, val)
         bar = tqdm(total=self.steps, initial=start, desc=f"train {self.run.family}", unit="step",
@@ -243,9 +241,20 @@ class Trainer:
             log.close()
         return self.out / "model"
 
+    def make_batches(self, train: Sequence[UtteranceFeatures], val: Sequence[UtteranceFeatures],
+                     silence: float):
+        """Training and validation batch makers (anything with `batch(step)`); families that
+        learn from whole utterances rather than mel segments override this."""
+        cfg = self.config
+        batches = SegmentBatches(train, cfg.segment_frames, cfg.batch_size, cfg.seed, silence,
+                                 rank=self.accelerator.process_index)
+        val_batches = (SegmentBatches(val, cfg.segment_frames, cfg.batch_size, cfg.seed + 1, silence)
+                       if val else None)
+        return batches, val_batches
+
     # ------------------------------------------------------------- periodic work
     @torch.no_grad()
-    def validate(self, model: ConversionModel, val_batches: SegmentBatches) -> dict[str, float]:
+    def validate(self, model: ConversionModel, val_batches) -> dict[str, float]:
         """Mean loss parts of the live model on fixed batches of held-out speakers."""
         was_training = model.training
         model.eval()

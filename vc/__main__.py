@@ -87,6 +87,34 @@ def _convert(args: argparse.Namespace) -> None:
     print(f"wrote {audio.save(args.out)} ({audio.duration:.2f} s)")
 
 
+def _clone(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+    from .audio import SpeechLimits, check_output_path
+    from .cloning import VoiceCloner, check_rate
+    from .devices import check_device
+    from .text import TextError
+    check_output_path(args.out)
+    check_rate(args.rate)
+    device = check_device(args.device)
+    _check_inputs(*args.reference)
+    if args.text_file:
+        from pathlib import Path
+        try:
+            args.text = Path(args.text_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise TextError(f"cannot read the text file '{args.text_file}': {error}; give a UTF-8 "
+                            "text file") from None
+    cloner = VoiceCloner.from_pretrained(args.model, vocoder=args.vocoder, device=device,
+                                         reference_limits=_limits(args, SpeechLimits(max_duration=120.0)),
+                                         max_chars=args.max_chars)
+    cloner.sentences(args.text)  # text problems are reported before the reference is read
+    with tqdm(total=100, desc="clone", unit="%") as bar:
+        def progress(fraction: float, _what: str) -> None:
+            bar.update(round(100 * fraction) - bar.n)
+        audio = cloner.speak(args.text, args.reference, rate=args.rate, progress=progress)
+    print(f"wrote {audio.save(args.out)} ({audio.duration:.2f} s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voicelab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,10 +142,26 @@ def main(argv: list[str] | None = None) -> int:
                       help="longest source and reference clip accepted (default 600 s for the "
                            "source, 120 s for each reference)")
     conv.set_defaults(run=_convert)
+    clone = commands.add_parser("clone", help="say typed text in the voice of a reference clip")
+    clone.add_argument("--model", required=True,
+                       help="a synthesizer: checkpoints/ name, model or training-run folder, or Hub repo id")
+    words = clone.add_mutually_exclusive_group(required=True)
+    words.add_argument("--text", help="what to say (several sentences are fine)")
+    words.add_argument("--text-file", metavar="FILE", help="read what to say from a UTF-8 text file")
+    clone.add_argument("--reference", required=True, nargs="+", help="clip(s) of the voice to clone")
+    clone.add_argument("--out", required=True, help="output audio file (.wav, .flac, ...)")
+    clone.add_argument("--vocoder", default="griffinlim", help="griffinlim or a vocoder model")
+    clone.add_argument("--rate", type=_positive(float), default=1.0,
+                       help="speaking rate: 1 natural, 1.25 a quarter faster (0.5 to 2)")
+    clone.add_argument("--max-chars", type=_positive(int), default=1000, help="longest text accepted")
+    clone.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    clone.add_argument("--max-seconds", type=_positive(float), metavar="SECONDS",
+                       help="longest reference clip accepted (default 120 s)")
+    clone.set_defaults(run=_clone)
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except VoicelabError as error:
+    except (VoicelabError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -58,6 +58,20 @@ def resolve_run_folder(name: Union[str, os.PathLike]) -> Union[str, os.PathLike]
     return name
 
 
+@torch.inference_mode()
+def vocode(vocoder: torch.nn.Module, mel: torch.Tensor, mel_config: MelConfig, chunk_frames: int = 2048,
+           overlap_frames: int = 64, progress: Progress | None = None) -> Audio:
+    """A mel (n_mels, frames) as audio, vocoded in overlapping chunks so memory stays bounded."""
+    hop = mel_config.hop_length
+
+    def one(chunk: torch.Tensor) -> torch.Tensor:
+        wav = vocoder(chunk)
+        wanted = chunk.shape[-1] * hop
+        return torch.nn.functional.pad(wav, (0, max(0, wanted - wav.shape[-1])))[:wanted]
+    wav = process_in_chunks(mel, one, chunk_frames, overlap_frames, scale=hop, progress=progress)
+    return Audio(wav.float().cpu().numpy(), mel_config.sample_rate)
+
+
 class VoiceConverter:
     """Any-to-any voice conversion with one model and one vocoder.
 
@@ -127,17 +141,9 @@ class VoiceConverter:
                                  align=self.model.frame_multiple,
                                  progress=_part(progress, 0.0, 0.7, "converting"))
 
-    @torch.inference_mode()
     def vocode(self, mel: torch.Tensor, chunk_frames: int = 2048, overlap_frames: int = 64,
                progress: Progress | None = None) -> Audio:
-        hop = self.mel_config.hop_length
-
-        def one(chunk: torch.Tensor) -> torch.Tensor:
-            wav = self.vocoder(chunk)
-            wanted = chunk.shape[-1] * hop
-            return torch.nn.functional.pad(wav, (0, max(0, wanted - wav.shape[-1])))[:wanted]
-        wav = process_in_chunks(mel, one, chunk_frames, overlap_frames, scale=hop, progress=progress)
-        return Audio(wav.float().cpu().numpy(), self.sample_rate)
+        return vocode(self.vocoder, mel, self.mel_config, chunk_frames, overlap_frames, progress)
 
     def convert(self, source: AudioSource, reference: Union[AudioSource, Sequence[AudioSource]],
                 *, chunk_seconds: float = 16.0, progress: Progress | None = None) -> Audio:

@@ -167,7 +167,7 @@ class HubModel(nn.Module):
         self.load_state_dict(dict(state_dict), strict=True)
 
     # ------------------------------------------------------------- save / load
-    def save_pretrained(self, folder: PathLike, card: Card = None) -> Path:
+    def save_pretrained(self, folder: PathLike, card: Card = None, dtype: torch.dtype | None = None) -> Path:
         """Write config.json, model.safetensors and README.md into `folder`; returns it.
 
         The write is atomic per folder: everything is staged under temporary names first, and
@@ -179,10 +179,16 @@ class HubModel(nn.Module):
                 huggingface_hub `ModelCard`, or a dict of `render_model_card` fields
                 (model_type, pipeline_tag and class tags are filled in). None writes a
                 basic card from the class docstring.
+            dtype: store floating-point weights in this type (e.g. torch.float16 halves the
+                file); loading casts them back to the model's own type.
         """
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"dtype must be a floating-point torch dtype such as torch.float16, got {dtype!r}")
         config_text = json.dumps(self.get_config(), indent=2, allow_nan=False) + "\n"
         card_text = self._card_text(card)
         state = plain_state_dict(self)
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         bad = non_finite_tensors(state)
         if bad:
             raise CheckpointError(

@@ -1,0 +1,187 @@
+"""Text cloning: type a sentence, give a few seconds of someone's voice, hear that voice say it.
+
+    cloner = VoiceCloner.from_pretrained("synth-small", vocoder="hifigan-fast")
+    audio = cloner.speak("Hello there. How are you today?", "her.wav")      # -> Audio
+    audio = cloner.speak(text, ["her1.wav", "her2.wav"], rate=1.2)          # several clips, faster
+
+The SV2TTS chain (Jia et al., 2018): the GE2E speaker encoder embeds the reference, a
+text-to-mel synthesizer conditioned on that embedding renders each sentence (the text front end
+of `vc.text` normalises and phonemizes it), sentences are joined with pauses and a vocoder turns
+the mel into a waveform.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Sequence, Union
+
+import numpy as np
+import torch
+
+from .audio import Audio, AudioSource, SpeechLimits, prepare_speech
+from .devices import check_device
+from .errors import CheckpointError
+from .hub import load_model
+from .models.synthesizer import DurationSynthesizer
+from .pipeline import Progress, _is_rate_tuple, load_vocoder, resolve_run_folder, vocode
+from .speaker import cosine
+from .text import DEFAULT_MAX_CHARS, Phonemizer, TextError, split_sentences, text_to_ids
+
+
+@dataclass
+class ClonedSpeech:
+    """What `VoiceCloner.clone` returns.
+
+    Attributes:
+        audio: the speech.
+        mel: its log-mel (n_mels, frames), sentences and pauses joined.
+        sentences: the text, sentence by sentence, as it was spoken.
+        durations: frames given to each token of each sentence.
+        reference_embedding: the GE2E embedding (256,) the voice was cloned from.
+    """
+
+    audio: Audio
+    mel: torch.Tensor
+    sentences: list[str]
+    durations: list[torch.Tensor] = field(repr=False)
+    reference_embedding: np.ndarray = field(repr=False)
+
+
+class VoiceCloner:
+    """Text to speech in the voice of a reference recording.
+
+    Args:
+        synthesizer: a `DurationSynthesizer`.
+        vocoder: "griffinlim", a vocoder model name/folder/repo, or a vocoder module.
+        device: where to run.
+        reference_limits: what counts as usable reference speech.
+        speaker_encoder: a loaded `SpeakerEncoder` to share; by default one is loaded on first use.
+        max_chars: the longest text accepted at once.
+        pause_seconds: the silence between sentences (divided by the speaking rate).
+        voice: the espeak-ng voice that phonemizes the text.
+    """
+
+    def __init__(self, synthesizer: DurationSynthesizer, vocoder: Union[str, torch.nn.Module] = "griffinlim",
+                 device: str = "cpu", reference_limits: SpeechLimits = SpeechLimits(max_duration=120.0),
+                 speaker_encoder=None, max_chars: int = DEFAULT_MAX_CHARS, pause_seconds: float = 0.35,
+                 voice: str = "en-us"):
+        if not isinstance(synthesizer, DurationSynthesizer):
+            raise CheckpointError(f"a {type(synthesizer).__name__} is not a text-to-mel synthesizer; "
+                                  "give a synthesizer model (model_type 'duration-synth')")
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+            raise ValueError(f"max_chars must be a whole number of at least 1, got {max_chars!r}")
+        if not 0 <= float(pause_seconds) <= 5:
+            raise ValueError(f"pause_seconds must be between 0 and 5, got {pause_seconds!r}")
+        device = check_device(device)
+        self.synthesizer = synthesizer.to(device).eval()
+        self.mel_config = synthesizer.mel
+        self.sample_rate = synthesizer.mel.sample_rate
+        self.device = device
+        self.reference_limits = reference_limits
+        self.max_chars, self.pause_seconds = max_chars, float(pause_seconds)
+        self.phonemizer = Phonemizer(voice)
+        self.vocoder = load_vocoder(vocoder, synthesizer.mel, device)
+        self._speaker_encoder = speaker_encoder
+
+    @classmethod
+    def from_pretrained(cls, name: Union[str, os.PathLike], vocoder: Union[str, torch.nn.Module] = "griffinlim",
+                        device: str = "cpu", revision: str | None = None, **kwargs) -> "VoiceCloner":
+        """Load a synthesizer by `checkpoints/` name, folder, training run folder or Hub repo id."""
+        device = check_device(device)
+        model = load_model(resolve_run_folder(name), revision=revision, device=device)
+        return cls(model, vocoder=vocoder, device=device, **kwargs)
+
+    @property
+    def speaker_encoder(self):
+        if self._speaker_encoder is None:
+            from .speaker import SpeakerEncoder
+            self._speaker_encoder = SpeakerEncoder.pretrained(device=self.device)
+        return self._speaker_encoder
+
+    # ----------------------------------------------------------------- text
+    def sentences(self, text: str) -> list[str]:
+        """The sentences `text` is spoken as; TextError for empty or over-long text."""
+        if not isinstance(text, str):
+            raise TextError(f"text must be a str, not {type(text).__name__}")
+        if not text.strip():
+            raise TextError("no text to speak; type a sentence")
+        if len(text) > self.max_chars:
+            raise TextError(f"the text is {len(text)} characters long, over this cloner's limit of "
+                            f"{self.max_chars}; shorten it or split it into several requests")
+        return split_sentences(text)
+
+    def reference_embedding(self, reference: Union[AudioSource, Sequence[AudioSource]]) -> np.ndarray:
+        """The GE2E embedding (256,) of one reference clip or several of the same speaker."""
+        refs = [prepare_speech(r, self.sample_rate, self.reference_limits) for r in _clips(reference)]
+        return self.speaker_encoder.embed_many(refs)
+
+    # ----------------------------------------------------------------- speech
+    def clone(self, text: str, reference: Union[AudioSource, Sequence[AudioSource]], *, rate: float = 1.0,
+              progress: Progress | None = None) -> ClonedSpeech:
+        """`text` in the voice of `reference`, with the mel and durations behind it."""
+        check_rate(rate)
+        sentences = self.sentences(text)
+        token_lists = []
+        for sentence in sentences:  # all text problems are reported before any audio work
+            ids = text_to_ids(sentence, max_chars=self.max_chars, phonemizer=self.phonemizer)
+            token_lists.append(self.synthesizer.tokens(ids))
+        embedding = self.reference_embedding(reference)
+        if progress:
+            progress(0.1, "reference embedded")
+        silence = _silence_level(self.mel_config)
+        pause = int(round(self.pause_seconds / float(rate) * self.mel_config.frame_rate))
+        mels, durations = [], []
+        for i, tokens in enumerate(token_lists):
+            mel, frames = self.synthesizer.synthesize(tokens, embedding, rate=rate)
+            if mels and pause:
+                mels.append(torch.full((mel.shape[0], pause), silence, device=mel.device))
+            mels.append(mel)
+            durations.append(frames.cpu())
+            if progress:
+                progress(0.1 + 0.5 * (i + 1) / len(token_lists), f"sentence {i + 1} of {len(token_lists)}")
+        mel = torch.cat(mels, dim=1)
+        audio = self._vocode(mel, progress)
+        if progress:
+            progress(1.0, "done")
+        return ClonedSpeech(audio, mel.cpu(), sentences, durations, embedding)
+
+    def speak(self, text: str, reference: Union[AudioSource, Sequence[AudioSource]], *, rate: float = 1.0,
+              progress: Progress | None = None) -> Audio:
+        """`text` spoken in the voice of `reference` (paths, `Audio`, or (rate, samples))."""
+        return self.clone(text, reference, rate=rate, progress=progress).audio
+
+    def similarity(self, audio: Audio, reference_embedding: np.ndarray) -> float:
+        """GE2E cosine between speech and a reference embedding (e.g. `ClonedSpeech`'s)."""
+        return cosine(self.speaker_encoder.embed(audio), reference_embedding)
+
+    def _vocode(self, mel: torch.Tensor, progress: Progress | None) -> Audio:
+        audio = vocode(self.vocoder, mel, self.mel_config, progress=None if progress is None else
+                       (lambda f, _d="": progress(0.6 + 0.4 * f, "vocoding")))
+        bad = int(np.count_nonzero(~np.isfinite(audio.samples)))
+        if bad:
+            raise CheckpointError(f"the speech came out as NaN or infinite in {bad} samples: the "
+                                  "synthesizer or vocoder weights are broken. Re-download or re-train them.")
+        return audio
+
+
+def check_rate(rate: float) -> float:
+    """The speaking rate as a float; ValueError unless it is between 0.5 and 2."""
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.5 <= value <= 2.0:
+        raise ValueError(f"rate must be between 0.5 and 2 (1 is the natural pace), got {rate!r}")
+    return value
+
+
+def _clips(reference) -> list:
+    if isinstance(reference, (list, tuple)) and not _is_rate_tuple(reference):
+        if not reference:
+            raise ValueError("no reference clip given; give at least one recording of the voice")
+        return list(reference)
+    return [reference]
+
+
+def _silence_level(mel) -> float:
+    return float(np.log(mel.log_floor)) if mel.compression == "log" else 0.0
