@@ -7,8 +7,8 @@ import pytest
 
 from vc.data.phones import PHONES
 from vc.errors import VoicelabError
-from vc.text import (SYMBOLS, Phonemizer, TextError, ids_to_symbols, normalize_text,
-                     number_to_words, ordinal_to_words, split_sentences, symbols_to_ids,
+from vc.text import (SYMBOLS, Lexicon, Phonemizer, TextError, cmudict_path, ids_to_symbols,
+                     normalize_text, number_to_words, ordinal_to_words, split_sentences, symbols_to_ids,
                      text_to_ids, unspeakable_characters, year_to_words)
 
 needs_espeak = pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed")
@@ -190,6 +190,20 @@ def test_phonemes_of_the_cat():
     phones = Phonemizer().phonemes("the cat")
     assert _in_order(phones, ["dh", "ah", " ", "k", "ae", "t"])
     assert all(p in SYMBOLS for p in phones)
+
+
+@needs_espeak
+def test_lexicon_words_are_pronounced_as_the_aligner_does_and_others_by_espeak(tmp_path):
+    lexicon = tmp_path / "tiny.dict"
+    lexicon.write_text("there DH EH1 R\nthere(2) DH ER0\ncat K AE1 T\nbad X Y\n")
+    phonemizer = Phonemizer(lexicon=Lexicon(lexicon))
+    assert phonemizer.phonemes("there, cat.") == ["dh", "eh", "r", ",", " ", "k", "ae", "t", "."]
+    assert Phonemizer().phonemes("there")[-1] != "r"  # espeak-ng's General American drops it
+    mixed = phonemizer.phonemes("cat zorblax")  # the word the lexicon lacks goes to espeak-ng
+    assert mixed[:4] == ["k", "ae", "t", " "] and mixed[4] == "z"
+    assert Lexicon(lexicon).get("bad") is None  # phones outside the set are left out
+    if cmudict_path() is not None:
+        assert Lexicon().get("doesn't") == ["d", "ah", "z", "ah", "n", "t"]
 
 
 @needs_espeak

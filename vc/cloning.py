@@ -25,7 +25,7 @@ from .hub import load_model
 from .models.synthesizer import DurationSynthesizer
 from .pipeline import Progress, _is_rate_tuple, load_vocoder, resolve_run_folder, vocode
 from .speaker import cosine
-from .text import DEFAULT_MAX_CHARS, Phonemizer, TextError, split_sentences, text_to_ids
+from .text import DEFAULT_MAX_CHARS, Lexicon, Phonemizer, TextError, split_sentences, text_to_ids
 
 
 @dataclass
@@ -58,7 +58,7 @@ class VoiceCloner:
         speaker_encoder: a loaded `SpeakerEncoder` to share; by default one is loaded on first use.
         max_chars: the longest text accepted at once.
         pause_seconds: the silence between sentences (divided by the speaking rate).
-        voice: the espeak-ng voice that phonemizes the text.
+        voice: the espeak-ng voice that reads words CMUdict lacks.
     """
 
     def __init__(self, synthesizer: DurationSynthesizer, vocoder: Union[str, torch.nn.Module] = "griffinlim",
@@ -79,7 +79,8 @@ class VoiceCloner:
         self.device = device
         self.reference_limits = reference_limits
         self.max_chars, self.pause_seconds = max_chars, float(pause_seconds)
-        self.phonemizer = Phonemizer(voice)
+        # CMUdict first, as the forced aligner pronounced the training speech; espeak-ng for the rest
+        self.phonemizer = Phonemizer(voice, lexicon=Lexicon())
         self.vocoder = load_vocoder(vocoder, synthesizer.mel, device)
         self._speaker_encoder = speaker_encoder
 

@@ -340,8 +340,55 @@ def _split_long(sentence: str, max_chars: int) -> list[str]:
 _CHUNK = re.compile(r"([^,.?!;:]+)([,.?!;:]*)")
 
 
+def cmudict_path():
+    """pocketsphinx's copy of CMUdict (the aligner's dictionary), or None without pocketsphinx."""
+    try:
+        import pocketsphinx
+    except ImportError:
+        return None
+    from pathlib import Path
+    path = Path(pocketsphinx.__file__).parent / "model" / "en-us" / "cmudict-en-us.dict"
+    return path if path.is_file() else None
+
+
+class Lexicon:
+    """Word -> ARPAbet phones from a CMUdict-format file (first pronunciation of each word).
+
+    The synthesizer learnt from alignments made with pocketsphinx's CMUdict, so reading text
+    with the same dictionary gives it the phones it knows (espeak-ng reduces vowels and drops
+    r's where CMUdict keeps them). Loaded once per instance, on first use.
+    """
+
+    def __init__(self, path=None):
+        self.path = path if path is not None else cmudict_path()
+        self._words: dict[str, list[str]] | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.path is not None
+
+    def get(self, word: str) -> list[str] | None:
+        if self._words is None:
+            self._words = {} if self.path is None else self._read(self.path)
+        return self._words.get(word)
+
+    @staticmethod
+    def _read(path) -> dict[str, list[str]]:
+        words: dict[str, list[str]] = {}
+        known = set(ARPABET)
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                fields = line.split()
+                if len(fields) < 2 or "(" in fields[0]:
+                    continue  # alternative pronunciations "word(2)" are left out
+                phones = [p.rstrip("012").lower() for p in fields[1:]]
+                if known.issuperset(phones):
+                    words.setdefault(fields[0].lower(), phones)
+        return words
+
+
 class Phonemizer:
-    """ARPAbet phones of English words, read by espeak-ng.
+    """ARPAbet phones of English words, read by espeak-ng (or looked up in a lexicon first).
 
     `phonemes(text)` returns symbols of `SYMBOLS`: phones, " " between words (as espeak groups
     them: it may join a clitic such as "on the" into one word) and , . ? ! for the punctuation
@@ -350,11 +397,14 @@ class Phonemizer:
     Args:
         voice: the espeak-ng voice, e.g. "en-us" or "en-gb".
         timeout: seconds espeak-ng may take.
+        lexicon: a `Lexicon` whose words are taken from it rather than from espeak-ng (which
+            still reads the words it lacks); None: espeak-ng reads everything.
     """
 
-    def __init__(self, voice: str = "en-us", timeout: float = 30.0):
+    def __init__(self, voice: str = "en-us", timeout: float = 30.0, lexicon: Lexicon | None = None):
         self.voice = voice
         self.timeout = timeout
+        self.lexicon = lexicon
         self._voice_checked = False
 
     def phonemes(self, text: str) -> list[str]:
@@ -371,17 +421,39 @@ class Phonemizer:
                 chunks[-1] = (chunks[-1][0], mark)
         if not chunks:
             raise TextError(f"no words to phonemize in {text[:60]!r}; type a sentence")
-        lines = self._espeak([words for words, _ in chunks])
+        if self.lexicon is not None:
+            spoken = self._with_lexicon([words for words, _ in chunks])
+        else:
+            lines = self._espeak([words for words, _ in chunks])
+            spoken = [self._parse(line, words) for (words, _), line in zip(chunks, lines)]
         symbols: list[str] = []
-        for (words, mark), line in zip(chunks, lines):
+        for (words, mark), phones in zip(chunks, spoken):
             if symbols and symbols[-1] != " ":
                 symbols.append(" ")
-            symbols += self._parse(line, words)
+            symbols += phones
             if mark:
                 symbols.append(mark)
         if not any(s in SYMBOL_INDEX and s not in PUNCTUATION and s != " " for s in symbols):
             raise TextError(f"espeak-ng gave no phones for {text[:60]!r}")
         return symbols
+
+    def _with_lexicon(self, chunks: list[str]) -> list[list[str]]:
+        """Each chunk's symbols: lexicon words as listed, the others read by espeak-ng (one
+        run for all of them)."""
+        missing = sorted({w for chunk in chunks for w in chunk.split() if self.lexicon.get(w) is None})
+        read = dict(zip(missing, (self._parse(line, word) for word, line in
+                                  zip(missing, self._espeak(missing))))) if missing else {}
+        out = []
+        for chunk in chunks:
+            symbols: list[str] = []
+            for word in chunk.split():
+                phones = self.lexicon.get(word) or read.get(word) or []
+                if phones:
+                    if symbols:
+                        symbols.append(" ")
+                    symbols += phones
+            out.append(symbols)
+        return out
 
     def _espeak(self, chunks: list[str]) -> list[str]:
         """espeak-ng's phoneme line for each chunk: one run with a chunk per input line; if its
