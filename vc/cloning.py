@@ -23,7 +23,9 @@ from .devices import check_device
 from .errors import CheckpointError
 from .hub import load_model
 from .models.synthesizer import DurationSynthesizer
-from .pipeline import Progress, _is_rate_tuple, load_vocoder, resolve_run_folder, vocode
+from .pipeline import (
+    Progress, _is_rate_tuple, _LazySpeakerEncoder, load_vocoder, resolve_run_folder, vocode,
+)
 from .speaker import cosine
 from .text import DEFAULT_MAX_CHARS, Lexicon, Phonemizer, TextError, split_sentences, text_to_ids
 
@@ -47,7 +49,7 @@ class ClonedSpeech:
     reference_embedding: np.ndarray = field(repr=False)
 
 
-class VoiceCloner:
+class VoiceCloner(_LazySpeakerEncoder):
     """Text to speech in the voice of a reference recording.
 
     Args:
@@ -91,13 +93,6 @@ class VoiceCloner:
         device = check_device(device)
         model = load_model(resolve_run_folder(name), revision=revision, device=device)
         return cls(model, vocoder=vocoder, device=device, **kwargs)
-
-    @property
-    def speaker_encoder(self):
-        if self._speaker_encoder is None:
-            from .speaker import SpeakerEncoder
-            self._speaker_encoder = SpeakerEncoder.pretrained(device=self.device)
-        return self._speaker_encoder
 
     # ----------------------------------------------------------------- text
     def sentences(self, text: str) -> list[str]:

@@ -72,7 +72,21 @@ def vocode(vocoder: torch.nn.Module, mel: torch.Tensor, mel_config: MelConfig, c
     return Audio(wav.float().cpu().numpy(), mel_config.sample_rate)
 
 
-class VoiceConverter:
+class _LazySpeakerEncoder:
+    """The GE2E encoder a front object was given, else one loaded on first need."""
+
+    _speaker_encoder = None
+    device: str
+
+    @property
+    def speaker_encoder(self):
+        if self._speaker_encoder is None:
+            from .speaker import SpeakerEncoder
+            self._speaker_encoder = SpeakerEncoder.pretrained(device=self.device)
+        return self._speaker_encoder
+
+
+class VoiceConverter(_LazySpeakerEncoder):
     """Any-to-any voice conversion with one model and one vocoder.
 
     Args:
@@ -113,13 +127,6 @@ class VoiceConverter:
         device = check_device(device)
         model = load_model(resolve_run_folder(name), revision=revision, device=device)
         return cls(model, vocoder=vocoder, device=device, **kwargs)
-
-    @property
-    def speaker_encoder(self):
-        if self._speaker_encoder is None:
-            from .speaker import SpeakerEncoder
-            self._speaker_encoder = SpeakerEncoder.pretrained(device=self.device)
-        return self._speaker_encoder
 
     def _speaker(self, clips: Sequence[Audio], mels: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         if mels is None:
