@@ -151,6 +151,26 @@ def test_training_resumes_exactly_and_the_cloner_speaks(aligned_vctk, real_speec
         cloner.speak("Hello.", reference, rate=3)
 
 
+def test_cloner_can_borrow_the_reference_frames(real_speech, tmp_path):
+    from vc.models.ppgvc import PhoneticVC
+    from vc.pipeline import KnnRefinement
+    torch.manual_seed(0)
+    synthesizer = DurationSynthesizer.from_preset("tiny")
+    reference = sorted((real_speech / "vctk" / "p226").glob("*.wav"))[:2]
+    plain = VoiceCloner(synthesizer).clone("A short test.", reference)
+    matched = VoiceCloner(synthesizer, knn=KnnRefinement(k=1, blend=1.0, min_similarity=-1.0),
+                          content_model=PhoneticVC.from_preset("tiny")).clone("A short test.", reference)
+    assert matched.mel.shape == plain.mel.shape and not torch.allclose(matched.mel, plain.mel)
+    # blend 1 with every frame matched: each output frame is one of the reference's own frames
+    from vc.mel import MelSpectrogram
+    from vc.audio import prepare_speech
+    frames = torch.cat([MelSpectrogram(synthesizer.mel)(prepare_speech(r, 16000).to_tensor()) for r in reference], 1)
+    nearest = lambda mel: torch.cdist(mel.T, frames.T).min(dim=1).values
+    assert nearest(matched.mel).max() < 0.1 < nearest(plain.mel).min()
+    with pytest.raises(ValueError, match="content_model"):
+        VoiceCloner(synthesizer, knn=KnnRefinement())
+
+
 def test_clone_cli(aligned_vctk, real_speech, tmp_path):
     model = DurationSynthesizer.from_preset("tiny").save_pretrained(tmp_path / "tiny")
     reference = sorted((real_speech / "vctk" / "p225").glob("*.wav"))[0]

@@ -23,8 +23,10 @@ from .devices import check_device
 from .errors import CheckpointError
 from .hub import load_model
 from .models.synthesizer import DurationSynthesizer
+from .mel import MelSpectrogram
+from .models import ConversionModel
 from .pipeline import (
-    Progress, _is_rate_tuple, _LazySpeakerEncoder, load_vocoder, resolve_run_folder, vocode,
+    KnnRefinement, Progress, _is_rate_tuple, _LazySpeakerEncoder, load_vocoder, resolve_run_folder, vocode,
 )
 from .speaker import cosine
 from .text import DEFAULT_MAX_CHARS, Lexicon, Phonemizer, TextError, split_sentences, text_to_ids
@@ -61,12 +63,18 @@ class VoiceCloner(_LazySpeakerEncoder):
         max_chars: the longest text accepted at once.
         pause_seconds: the silence between sentences (divided by the speaking rate).
         voice: the espeak-ng voice that reads words CMUdict lacks.
+        knn: blend the synthesized frames with the reference's own frames matched in
+            `content_model`'s content space (`vc.pipeline.KnnRefinement`): the output borrows
+            the reference's real spectra where it has the same sound. None: the synthesizer alone.
+        content_model: the conversion model whose `content_frames` the matching uses (a
+            loaded model or a name/folder/repo id), e.g. the default converter "ppgvc-small".
     """
 
     def __init__(self, synthesizer: DurationSynthesizer, vocoder: Union[str, torch.nn.Module] = "griffinlim",
                  device: str = "cpu", reference_limits: SpeechLimits = SpeechLimits(max_duration=120.0),
                  speaker_encoder=None, max_chars: int = DEFAULT_MAX_CHARS, pause_seconds: float = 0.35,
-                 voice: str = "en-us"):
+                 voice: str = "en-us", knn: KnnRefinement | None = None,
+                 content_model: Union[str, os.PathLike, ConversionModel, None] = None):
         if not isinstance(synthesizer, DurationSynthesizer):
             raise CheckpointError(f"a {type(synthesizer).__name__} is not a text-to-mel synthesizer; "
                                   "give a synthesizer model (model_type 'duration-synth')")
@@ -85,6 +93,23 @@ class VoiceCloner(_LazySpeakerEncoder):
         self.phonemizer = Phonemizer(voice, lexicon=Lexicon())
         self.vocoder = load_vocoder(vocoder, synthesizer.mel, device)
         self._speaker_encoder = speaker_encoder
+        self.knn, self.content_model = knn, None
+        if knn is not None:
+            if content_model is None:
+                raise ValueError("kNN refinement matches frames in a conversion model's content "
+                                 "space; give content_model, e.g. 'ppgvc-small'")
+            if not isinstance(content_model, ConversionModel):
+                content_model = load_model(resolve_run_folder(content_model), device=device)
+            if not isinstance(content_model, ConversionModel):
+                raise CheckpointError(f"content_model must be a voice-conversion model, not a "
+                                      f"{type(content_model).__name__}")
+            differences = synthesizer.mel.mismatches(content_model.mel)
+            if differences:
+                raise CheckpointError(f"the content model uses other mel settings than the synthesizer: "
+                                      f"{'; '.join(differences)}")
+            knn.check(content_model)
+            self.content_model = content_model.to(device).eval()
+            self._mel = MelSpectrogram(synthesizer.mel).to(device)
 
     @classmethod
     def from_pretrained(cls, name: Union[str, os.PathLike], vocoder: Union[str, torch.nn.Module] = "griffinlim",
@@ -108,8 +133,10 @@ class VoiceCloner(_LazySpeakerEncoder):
 
     def reference_embedding(self, reference: Union[AudioSource, Sequence[AudioSource]]) -> np.ndarray:
         """The GE2E embedding (256,) of one reference clip or several of the same speaker."""
-        refs = [prepare_speech(r, self.sample_rate, self.reference_limits) for r in _clips(reference)]
-        return self.speaker_encoder.embed_many(refs)
+        return self.speaker_encoder.embed_many(self._references(reference))
+
+    def _references(self, reference) -> list[Audio]:
+        return [prepare_speech(r, self.sample_rate, self.reference_limits) for r in _clips(reference)]
 
     # ----------------------------------------------------------------- speech
     def clone(self, text: str, reference: Union[AudioSource, Sequence[AudioSource]], *, rate: float = 1.0,
@@ -121,7 +148,8 @@ class VoiceCloner(_LazySpeakerEncoder):
         for sentence in sentences:  # all text problems are reported before any audio work
             ids = text_to_ids(sentence, max_chars=self.max_chars, phonemizer=self.phonemizer)
             token_lists.append(self.synthesizer.tokens(ids))
-        embedding = self.reference_embedding(reference)
+        references = self._references(reference)
+        embedding = self.speaker_encoder.embed_many(references)
         if progress:
             progress(0.1, "reference embedded")
         silence = _silence_level(self.mel_config)
@@ -136,6 +164,10 @@ class VoiceCloner(_LazySpeakerEncoder):
             if progress:
                 progress(0.1 + 0.5 * (i + 1) / len(token_lists), f"sentence {i + 1} of {len(token_lists)}")
         mel = torch.cat(mels, dim=1)
+        if self.knn is not None:
+            with torch.inference_mode():
+                reference_mels = [self._mel(r.to_tensor().to(self.device)) for r in references]
+                mel = self.knn.refine(self.content_model, mel, mel, reference_mels)
         audio = self._vocode(mel, progress)
         if progress:
             progress(1.0, "done")
