@@ -3,9 +3,11 @@
     python3 app.py                       # http://127.0.0.1:7860, shipped checkpoints, offline
     python3 app.py --registry models.json --max-seconds 30 --max-upload-mb 20 --concurrency 2
 
-UI wiring only: models come from `vc.registry`, conversion from `vc.pipeline`, pictures from
-`vc.plots` and the evaluation report from `eval.render`. API: `/convert` (source audio,
-reference audio, model name) -> converted audio, for `gradio_client` scripts.
+UI wiring only: models come from `vc.registry`, conversion from `vc.pipeline`, the Clone tab
+from `app_clone` (text cloning with `vc.cloning`), pictures from `vc.plots` and the evaluation
+report from `eval.render`. API for `gradio_client` scripts: `/convert` (source audio, reference
+audio, model name) -> converted audio; `/clone` (text, reference audio, cloner, vocoder, rate)
+-> speech.
 """
 from __future__ import annotations
 
@@ -20,14 +22,13 @@ from pathlib import Path
 
 import gradio as gr
 
+from app_clone import CloneTab
 from vc import Audio, SpeechLimits, VoicelabError, load_audio
 from vc.plots import figure_image, mel_figure
 from vc.registry import ModelRegistry
 from vc.speaker import cosine
 
 ROOT = Path(__file__).resolve().parent
-CLONE_NOTE = ("**Text-to-speech voice cloning** (SV2TTS: GE2E speaker encoder, text-to-mel synthesizer, "
-              "neural vocoder) arrives with the cloning work; this tab and a `/clone` endpoint will hold it.")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class DemoSettings:
     reports: Path = ROOT / "reports"
     max_seconds: float = 30.0
     max_upload_mb: int = 20
+    max_text_chars: int = 500
     concurrency: int = 2
     queue_size: int = 32
 
@@ -52,10 +54,13 @@ class Demo:
     def __init__(self, settings: DemoSettings):
         self.settings = settings
         limits = SpeechLimits(max_duration=settings.max_seconds)
-        self.registry = ModelRegistry.from_file(settings.registry, source_limits=limits, reference_limits=limits)
+        self.registry = ModelRegistry.from_file(
+            settings.registry, source_limits=limits, reference_limits=limits,
+            cloner_options=dict(reference_limits=limits, max_chars=settings.max_text_chars))
         self.voices = {p.stem: p for p in sorted(settings.voices.glob("*.wav"))}
         self.outputs = Path(tempfile.mkdtemp(prefix="voicelab-outputs-"))
         self._rendered: dict[tuple[str, int], str] = {}
+        self.cloning = CloneTab(self)  # the Clone tab and /clone
 
     def _file(self, audio) -> str:
         """The output as a file of its own. Gradio names returned arrays by their content and
@@ -187,8 +192,9 @@ def build_app(settings: DemoSettings = DemoSettings()) -> gr.Blocks:
     models, vocoders = registry.converter_names(), registry.vocoder_names()
     presets = list(demo_state.voices)
     with gr.Blocks(title="voicelab", delete_cache=(1800, 3600)) as app:
-        gr.Markdown("# voicelab\nAny-to-any voice conversion: say something, pick a voice, hear yourself in it. "
-                    f"Clips up to {settings.max_seconds:.0f} s; nothing you upload is shown to anyone else.")
+        clone = " (or type text on the Clone tab)" if registry.cloner_names() else ""
+        gr.Markdown("# voicelab\nAny-to-any voice conversion: say something, pick a voice, hear yourself in "
+                    f"it{clone}. Clips up to {settings.max_seconds:.0f} s; nothing you upload is shown to anyone else.")
         gr.Markdown(demo_state.availability())
         with gr.Tab("Convert"):
             with gr.Row():
@@ -218,7 +224,7 @@ def build_app(settings: DemoSettings = DemoSettings()) -> gr.Blocks:
                         label="One-click examples (synthetic voices)", api_visibility="private",
                         api_name="convert_example")
         with gr.Tab("Clone"):
-            gr.Markdown(CLONE_NOTE)
+            demo_state.cloning.build(presets)
         with gr.Tab("Compare"):
             with gr.Row():
                 c_source = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Source speech")
@@ -259,6 +265,11 @@ def warm_up(app: gr.Blocks) -> None:
     def load():
         converter = registry.converter(registry.default_converter, registry.default_vocoder)
         converter.speaker_encoder  # noqa: B018 - loads the GE2E weights
+        if registry.default_cloner in registry.cloner_names():
+            try:
+                registry.cloner(registry.default_cloner, registry.default_vocoder)
+            except VoicelabError:  # e.g. a vocoder of other mel settings: the Clone tab will say so
+                pass
     threading.Thread(target=load, daemon=True).start()
 
 
@@ -269,17 +280,21 @@ def main() -> None:
     parser.add_argument("--registry", type=Path, default=DemoSettings.registry, help="model registry JSON")
     parser.add_argument("--max-seconds", type=float, default=DemoSettings.max_seconds, help="longest clip accepted")
     parser.add_argument("--max-upload-mb", type=int, default=DemoSettings.max_upload_mb, help="largest upload")
+    parser.add_argument("--max-text-chars", type=int, default=DemoSettings.max_text_chars,
+                        help="longest text the Clone tab speaks at once")
     parser.add_argument("--concurrency", type=int, default=DemoSettings.concurrency,
                         help="conversions run at once; more requests wait in the queue")
     args = parser.parse_args()
     for flag, value, low in (("--max-seconds", args.max_seconds, 0), ("--max-upload-mb", args.max_upload_mb, 0),
+                             ("--max-text-chars", args.max_text_chars, 0),
                              ("--concurrency", args.concurrency, 0), ("--port", args.port, -1)):
         if value is not None and not (low < value < float("inf")):
             parser.error(f"argument {flag}: must be above {low}, got {value}")
     if args.port is not None and args.port > 65535:
         parser.error(f"argument --port: must be at most 65535, got {args.port}")
     settings = DemoSettings(registry=args.registry, max_seconds=args.max_seconds,
-                            max_upload_mb=args.max_upload_mb, concurrency=args.concurrency)
+                            max_upload_mb=args.max_upload_mb, max_text_chars=args.max_text_chars,
+                            concurrency=args.concurrency)
     app = build_app(settings)
     warm_up(app)
     app.launch(server_name=args.host, server_port=args.port, max_file_size=f"{settings.max_upload_mb}mb")

@@ -96,3 +96,140 @@ def test_page_lists_unavailable_models_with_the_reason(tmp_path, monkeypatch):
     demo = Demo(DemoSettings(registry=registry))
     assert "hub-model" in demo.availability() and "offline" in demo.availability()
     assert demo.registry.converter_names() == ["vqvc-small"]
+
+
+# ------------------------------------------------------------------ text cloning (the Clone tab)
+
+SPEECH = ROOT / "assets" / "examples" / "festival-ked-slow.wav"
+SHIPPED_SYNTH = (ROOT / "checkpoints" / "synth-small").is_dir()
+
+
+@pytest.fixture(scope="module")
+def clone_settings(tmp_path_factory):
+    """A registry with an untrained tiny synthesizer ("tiny", always there) and the shipped
+    synthesizer where the checkpoint is present."""
+    import json
+    from vc.models.synthesizer import DurationSynthesizer
+    folder = tmp_path_factory.mktemp("clone")
+    DurationSynthesizer.from_preset("tiny").save_pretrained(folder / "tiny")
+    cloners = [{"name": "tiny", "source": str(folder / "tiny")}]
+    cloners += [{"name": "synth-small", "source": "synth-small"}] if SHIPPED_SYNTH else []
+    (folder / "models.json").write_text(json.dumps({
+        "converters": [{"source": "vqvc-small"}], "vocoders": [{"source": "hifigan-fast"}, {"source": "griffinlim"}],
+        "cloners": cloners, "default_cloner": "tiny"}))
+    return DemoSettings(registry=folder / "models.json", max_seconds=8.0, max_upload_mb=1, max_text_chars=120)
+
+
+@pytest.fixture(scope="module")
+def clone_demo(clone_settings):
+    """The Clone tab's logic (app_clone.CloneTab) on a page built from `clone_settings`."""
+    return Demo(clone_settings).cloning
+
+
+def no_progress(fraction, desc=""):
+    pass
+
+
+def test_clone_tab_speaks_the_text_and_shows_its_mel(clone_demo):
+    wav, image, summary = clone_demo.clone("Hello there. How are you today?", None, "festival-slt-light", "tiny",
+                                           "hifigan-fast", 1.0, progress=no_progress)
+    out = sf.info(wav)
+    assert out.samplerate == 16000 and out.frames > 0
+    assert image.ndim == 3 and image.shape[2] == 3 and image.shape[0] > 100
+    assert "with tiny + hifigan-fast; 2 sentences at rate 1" in summary and "**Time:**" in summary
+    assert "Similarity to the reference:" in summary
+    wav, _, summary = clone_demo.clone("Hello there.", str(VOICE), None, "tiny", "griffinlim", 1.5, no_progress)
+    assert sf.info(wav).frames > 0 and "with tiny + griffinlim; 1 sentence at rate 1.5" in summary
+
+
+@pytest.mark.skipif(not SHIPPED_SYNTH, reason="checkpoints/synth-small is not there yet")
+def test_the_shipped_synthesizer_clones_a_preset_voice(clone_demo):
+    wav, _, summary = clone_demo.clone("The quick brown fox jumps over the lazy dog.", None, "flite-awb",
+                                       "synth-small", "hifigan-fast", 1.0, no_progress)
+    assert sf.info(wav).duration > 1.0
+    similarity = float(summary.split("**Similarity to the reference:** ")[1].split(" ")[0])
+    assert 0.0 < similarity <= 1.0
+    slow, fast = (sf.info(clone_demo.clone("Hello there, my friend.", str(VOICE), None, "synth-small", "griffinlim",
+                                           rate, no_progress)[0]).duration for rate in (0.5, 2.0))
+    assert slow > 2 * fast > 0
+
+
+@pytest.mark.parametrize("text, reference, preset, message", [
+    ("", None, "flite-awb", "no text to speak"),
+    ("   \n ", None, "flite-awb", "no text to speak"),
+    ("word " * 30, None, "flite-awb", "150 characters long, over this cloner's limit of 120"),
+    ("☃ ☂ ☃", None, "flite-awb", "nothing speakable"),
+    ("Hello there.", None, None, "No target voice"),
+    ("Hello there.", "silent.wav", None, "is silent"),
+    ("Hello there.", "tone.wav", None, "no speech found"),
+    ("Hello there.", "blip.wav", None, "of speech"),
+    ("Hello there.", "notes.txt", None, "could not read 'notes.txt'"),
+])
+def test_clone_tab_bad_input_gets_a_clear_message(clone_demo, tmp_path, text, reference, preset, message):
+    import gradio as gr
+    made = {"silent.wav": lambda p: _wav(p, np.zeros(32000)),
+            "tone.wav": lambda p: _wav(p, 0.3 * np.sin(np.arange(32000) / 5)),
+            "blip.wav": lambda p: _wav(p, np.r_[np.zeros(8000), 0.5 * np.sin(np.arange(1600) / 3), np.zeros(8000)]),
+            "notes.txt": lambda p: p.write_text("not audio") and p}
+    path = str(made[reference](tmp_path / reference)) if reference else None
+    with pytest.raises(gr.Error, match=message) as caught:
+        clone_demo.clone(text, path, preset, "tiny", "griffinlim", 1.0, no_progress)
+    assert "Traceback" not in str(caught.value)
+
+
+def test_clone_tab_refuses_an_unknown_cloner_and_a_bad_rate(clone_demo):
+    import gradio as gr
+    with pytest.raises(gr.Error, match="unknown cloner 'synth-huge'; choose one of: tiny"):
+        clone_demo.clone("Hello.", None, "flite-awb", "synth-huge", "griffinlim", 1.0, no_progress)
+    with pytest.raises(gr.Error, match="Speaking rate must be between 0.5 and 2"):
+        clone_demo.clone("Hello.", None, "flite-awb", "tiny", "griffinlim", 2.5, no_progress)
+
+
+@pytest.fixture(scope="module")
+def clone_client(clone_settings):
+    with served_app(clone_settings, "1mb") as served:
+        yield served
+
+
+def test_clone_endpoint_returns_speech(clone_client):
+    wav = clone_client.predict("Good morning. See you soon!", handle_file(str(VOICE)), api_name="/clone")
+    assert sf.info(wav).samplerate == 16000 and sf.info(wav).frames > 0  # defaults: tiny + hifigan-fast, rate 1
+    wav = clone_client.predict("Good morning.", handle_file(str(SPEECH)), "tiny", "griffinlim", 1.5, api_name="/clone")
+    assert sf.info(wav).frames > 0
+
+
+def test_clone_endpoint_bad_inputs_and_the_server_keeps_serving(clone_client, tmp_path):
+    def clone(text="Hello there.", reference=VOICE, *rest):
+        return clone_client.predict(text, handle_file(str(reference)) if reference else None, *rest,
+                                    api_name="/clone")
+    with pytest.raises(AppError, match="no text to speak"):
+        clone("")
+    with pytest.raises(AppError, match="over this cloner's limit of 120"):
+        clone("a" * 121)
+    with pytest.raises(AppError, match="No reference clip"):
+        clone(reference=None)
+    with pytest.raises(AppError, match="is silent"):
+        clone("Hello there.", _wav(tmp_path / "silent.wav", np.zeros(16000)))
+    with pytest.raises(AppError, match="not in the list of choices"):
+        clone("Hello there.", VOICE, "synth-huge")
+    with pytest.raises(AppError, match="greater than maximum"):
+        clone("Hello there.", VOICE, "tiny", "griffinlim", 3.0)
+    assert sf.info(clone()).frames > 0
+
+
+def test_an_old_registry_without_cloners_says_how_to_add_one(tmp_path):
+    from app import build_app
+    registry = tmp_path / "models.json"
+    registry.write_text('{"converters": [{"source": "vqvc-small"}], "vocoders": [{"source": "griffinlim"}]}')
+    settings = DemoSettings(registry=registry)
+    app = build_app(settings)
+    note = app.voicelab.cloning.note()
+    assert "none is installed" in note and '"cloners"' in note and "models.json" in note
+    notes = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "clone-note"]
+    assert len(notes) == 1 and notes[0].value == note
+    assert "/clone" not in {f"/{d.api_name}" for d in app.fns.values()}
+    assert app.voicelab.registry.converter_names() == ["vqvc-small"]  # converting still works
+    # listed but missing (say, not downloaded yet): the note names it
+    registry.write_text('{"converters": [{"source": "vqvc-small"}], "vocoders": [{"source": "griffinlim"}], '
+                        '"cloners": [{"name": "synth-x", "source": "no-such-synth"}]}')
+    assert "the listed ones (synth-x) are unavailable" in Demo(settings).cloning.note()

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from conftest import REPO
 from vc.errors import ModelNotFoundError, VoicelabError
 from vc.registry import ModelRegistry
 
@@ -66,3 +67,79 @@ def test_malformed_registry_says_what_is_wrong(tmp_path):
     bad.write_text(json.dumps({"converters": [], "vocoders": [{"source": "griffinlim"}]}))
     with pytest.raises(VoicelabError, match="at least one converter"):
         ModelRegistry.from_file(bad)
+
+
+@pytest.fixture(scope="module")
+def tiny_synth(tmp_path_factory):
+    """An untrained tiny text-to-mel synthesizer saved as a model folder."""
+    from vc.models.synthesizer import DurationSynthesizer
+    folder = tmp_path_factory.mktemp("tiny-synth")
+    DurationSynthesizer.from_preset("tiny").save_pretrained(folder)
+    return folder
+
+
+def _with_cloners(path, cloners, **extra):
+    raw = json.loads(path.read_text())
+    path.write_text(json.dumps({**raw, "cloners": cloners, **extra}))
+    return path
+
+
+def test_cloners_are_listed_checked_and_loaded_once_per_vocoder(registry_file, tiny_synth):
+    from vc.cloning import VoiceCloner
+    _with_cloners(registry_file, [{"name": "from-hub-synth", "source": "someone/synth", "revision": "0123abc"},
+                                  {"name": "tiny", "source": str(tiny_synth), "description": "untrained"}],
+                  default_cloner="tiny")
+    registry = ModelRegistry.from_file(registry_file, cloner_options={"max_chars": 300})
+    assert registry.cloner_names() == ["tiny"] and registry.default_cloner == "tiny"
+    assert "offline" in registry.unavailable()["from-hub-synth"]
+    assert registry.converter_names() == ["vqvc-small"]  # converters unchanged
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(registry.cloner("tiny", "hifigan-fast"))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    cloner = got[0]
+    assert isinstance(cloner, VoiceCloner) and all(c is cloner for c in got)
+    assert cloner.max_chars == 300 and type(cloner.vocoder).__name__ == "HiFiGAN"
+    other = registry.cloner("tiny", "griffinlim")
+    assert other is not cloner and type(other.vocoder).__name__ == "GriffinLim"
+    # one GE2E for every cloner and converter of the registry
+    assert other.speaker_encoder is cloner.speaker_encoder is registry.speaker_encoder
+    assert registry.converter("vqvc-small", "griffinlim").speaker_encoder is registry.speaker_encoder
+    assert registry.model_folder("tiny") == tiny_synth
+    with pytest.raises(ModelNotFoundError, match="cloner 'from-hub-synth' is unavailable"):
+        registry.cloner("from-hub-synth", "griffinlim")
+    with pytest.raises(ModelNotFoundError, match="unknown cloner 'vqvc-small'; choose one of: from-hub-synth, tiny"):
+        registry.cloner("vqvc-small", "griffinlim")
+    with pytest.raises(ModelNotFoundError, match="unknown vocoder 'wavenet'"):
+        registry.cloner("tiny", "wavenet")
+
+
+def test_a_registry_without_cloners_still_works_and_says_so(registry_file):
+    registry = ModelRegistry.from_file(registry_file)  # the file of an older release: no "cloners"
+    assert registry.cloner_names() == [] and registry.default_cloner is None
+    assert registry.converter_names() == ["vqvc-small"]
+    with pytest.raises(ModelNotFoundError, match="no text cloner is installed.*\"cloners\""):
+        registry.cloner("synth-small", "griffinlim")
+
+
+def test_bad_cloner_entries_say_what_is_wrong(registry_file, tiny_synth):
+    _with_cloners(registry_file, [{"name": "tiny", "source": str(tiny_synth)}], default_cloner="synth-big")
+    with pytest.raises(VoicelabError, match="default cloner 'synth-big' is not one of the cloners \\(tiny\\)"):
+        ModelRegistry.from_file(registry_file)
+    _with_cloners(registry_file, [{"name": "tiny"}], default_cloner=None)
+    with pytest.raises(VoicelabError, match=r"cloners\[0\]: an entry needs 'source'"):
+        ModelRegistry.from_file(registry_file)
+    # a converter listed as a cloner is refused when it is loaded, naming what it is
+    _with_cloners(registry_file, [{"name": "not-a-synth", "source": "vqvc-small"}])
+    with pytest.raises(VoicelabError, match="not a text-to-mel synthesizer"):
+        ModelRegistry.from_file(registry_file).cloner("not-a-synth", "griffinlim")
+
+
+def test_the_shipped_registry_offers_the_synthesizer():
+    registry = ModelRegistry.from_file(REPO / "models.json")
+    assert registry.default_cloner == "synth-small" and "synth-small" in registry.cloners
+    if not (REPO / "checkpoints" / "synth-small").is_dir():
+        pytest.skip("checkpoints/synth-small is not there yet")
+    assert registry.cloner_names() == ["synth-small"]

@@ -4,11 +4,14 @@
     registry.converter_names()           # what the page lists
     registry.unavailable()               # {"owner/repo": "not in the local cache (offline)"}
     converter = registry.converter("vqvc-small", "hifigan-fast")   # loaded on first use, reused
+    cloner = registry.cloner("synth-small", "hifigan-fast")         # text cloning, the same way
 
-The file (JSON) names converters and vocoders; each has a display `name`, a `source` (a name
-under checkpoints/, a folder, or a Hub repo id) and, for Hub models, a pinned `revision`.
-"griffinlim" needs no weights. Entries that cannot be found are reported, not fatal: a page
-offline still serves the shipped models and says which others are missing and why.
+The file (JSON) names converters, vocoders and (optionally) cloners, the text-to-mel
+synthesizers of text cloning; each has a display `name`, a `source` (a name under checkpoints/,
+a folder, or a Hub repo id) and, for Hub models, a pinned `revision`; `default_converter`,
+`default_vocoder` and `default_cloner` preselect one of each. "griffinlim" needs no weights.
+Entries that cannot be found are reported, not fatal: a page offline still serves the shipped
+models and says which others are missing and why.
 """
 from __future__ import annotations
 
@@ -17,11 +20,14 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .errors import ModelNotFoundError, VoicelabError
 from .hub import resolve_model_dir
 from .pipeline import VoiceConverter, load_vocoder
+
+if TYPE_CHECKING:
+    from .cloning import VoiceCloner
 
 WEIGHTLESS_VOCODERS = ("griffinlim",)
 
@@ -44,41 +50,56 @@ class ModelEntry:
 
 
 class ModelRegistry:
-    """Converters and vocoders by display name; `converter()` loads each pair once.
+    """Converters, vocoders and cloners by display name; `converter()` and `cloner()` load each
+    (model, vocoder) pair once.
 
     Args:
         converters, vocoders: the entries, in the order the page lists them.
         default_converter, default_vocoder: names of the entries to preselect.
         device: where models run.
+        cloners: text-to-mel synthesizers for text cloning (none: the page offers no cloning).
+        default_cloner: the cloner to preselect (default the first).
+        cloner_options: passed to every `VoiceCloner` (e.g. reference_limits, max_chars).
         converter_options: passed to every `VoiceConverter` (e.g. source_limits).
     """
 
     def __init__(self, converters: Sequence[ModelEntry], vocoders: Sequence[ModelEntry],
                  default_converter: str | None = None, default_vocoder: str | None = None,
-                 device: str = "cpu", **converter_options):
+                 device: str = "cpu", *, cloners: Sequence[ModelEntry] = (), default_cloner: str | None = None,
+                 cloner_options: Mapping[str, Any] | None = None, **converter_options):
         self.converters = {e.name: e for e in converters}
         self.vocoders = {e.name: e for e in vocoders}
+        self.cloners = {e.name: e for e in cloners}
         if not self.converters or not self.vocoders:
             raise VoicelabError("a model registry needs at least one converter and one vocoder")
+        if default_cloner is not None and default_cloner not in self.cloners:
+            raise VoicelabError(f"the default cloner {default_cloner!r} is not one of the cloners "
+                                f"({', '.join(self.cloners) or 'none listed'})")
         self.default_converter = default_converter or next(iter(self.converters))
         self.default_vocoder = default_vocoder or next(iter(self.vocoders))
+        self.default_cloner = default_cloner or next(iter(self.cloners), None)
         self.device, self.converter_options = device, converter_options
+        self.cloner_options = dict(cloner_options or {})
         self._loaded: dict[tuple[str, str], VoiceConverter] = {}
+        self._loaded_cloners: dict[tuple[str, str], VoiceCloner] = {}
         self._speaker_encoder = None
         self._lock = threading.Lock()
-        self._missing = {**self._check(self.converters), **self._check(self.vocoders)}
+        self._missing = {**self._check(self.converters), **self._check(self.vocoders),
+                         **self._check(self.cloners)}
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, device: str = "cpu", **converter_options) -> "ModelRegistry":
+    def from_file(cls, path: str | os.PathLike, device: str = "cpu", *,
+                  cloner_options: Mapping[str, Any] | None = None, **converter_options) -> "ModelRegistry":
         path = Path(path)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise VoicelabError(f"cannot read the model registry {path}: {err}") from None
         entries = {kind: [ModelEntry.parse(e, f"{path}: {kind}[{i}]") for i, e in enumerate(raw.get(kind, []))]
-                   for kind in ("converters", "vocoders")}
+                   for kind in ("converters", "vocoders", "cloners")}
         return cls(entries["converters"], entries["vocoders"], raw.get("default_converter"),
-                   raw.get("default_vocoder"), device, **converter_options)
+                   raw.get("default_vocoder"), device, cloners=entries["cloners"],
+                   default_cloner=raw.get("default_cloner"), cloner_options=cloner_options, **converter_options)
 
     def _check(self, entries: Mapping[str, ModelEntry]) -> dict[str, str]:
         """Name -> why it cannot be loaded, for entries that cannot be found (Hub ones are
@@ -103,9 +124,12 @@ class ModelRegistry:
     def vocoder_names(self) -> list[str]:
         return [n for n in self.vocoders if n not in self._missing]
 
+    def cloner_names(self) -> list[str]:
+        return [n for n in self.cloners if n not in self._missing]
+
     def model_folder(self, name: str) -> Path | None:
         """The local folder of an available entry (for its model card), None for Griffin-Lim."""
-        entry = self.converters.get(name) or self.vocoders.get(name)
+        entry = self.converters.get(name) or self.vocoders.get(name) or self.cloners.get(name)
         if entry is None or entry.source in WEIGHTLESS_VOCODERS or name in self._missing:
             return None
         return resolve_model_dir(entry.source, entry.revision)
@@ -121,19 +145,48 @@ class ModelRegistry:
 
     def converter(self, model: str, vocoder: str) -> VoiceConverter:
         """The converter for (model, vocoder), loaded on first request and then reused."""
-        for name, kind, table in ((model, "model", self.converters), (vocoder, "vocoder", self.vocoders)):
-            if name not in table:
-                raise ModelNotFoundError(f"unknown {kind} {name!r}; choose one of: {', '.join(table)}")
-            if name in self._missing:
-                raise ModelNotFoundError(f"the {kind} {name!r} is unavailable: {self._missing[name]}")
+        self._check_choice(model, "model", self.converters)
+        self._check_choice(vocoder, "vocoder", self.vocoders)
         encoder = self.speaker_encoder
         with self._lock:  # two first requests for one pair load it once
             key = (model, vocoder)
             if key not in self._loaded:
-                entry, voc = self.converters[model], self.vocoders[vocoder]
-                vocoder_spec = voc.source if voc.source in WEIGHTLESS_VOCODERS else \
-                    load_vocoder(resolve_model_dir(voc.source, voc.revision), device=self.device)
+                entry = self.converters[model]
                 self._loaded[key] = VoiceConverter.from_pretrained(
-                    resolve_model_dir(entry.source, entry.revision), vocoder=vocoder_spec, device=self.device,
-                    speaker_encoder=encoder, **self.converter_options)
+                    resolve_model_dir(entry.source, entry.revision), vocoder=self._vocoder_spec(vocoder),
+                    device=self.device, speaker_encoder=encoder, **self.converter_options)
             return self._loaded[key]
+
+    def cloner(self, model: str, vocoder: str) -> "VoiceCloner":
+        """The text cloner for (synthesizer, vocoder), loaded on first request and then reused;
+        it shares the registry's speaker encoder."""
+        from .cloning import VoiceCloner
+
+        if not self.cloners:
+            raise ModelNotFoundError("no text cloner is installed: add a synthesizer to the \"cloners\" "
+                                     "list of the model registry (models.json)")
+        self._check_choice(model, "cloner", self.cloners)
+        self._check_choice(vocoder, "vocoder", self.vocoders)
+        encoder = self.speaker_encoder
+        with self._lock:
+            key = (model, vocoder)
+            if key not in self._loaded_cloners:
+                entry = self.cloners[model]
+                self._loaded_cloners[key] = VoiceCloner.from_pretrained(
+                    resolve_model_dir(entry.source, entry.revision), vocoder=self._vocoder_spec(vocoder),
+                    device=self.device, speaker_encoder=encoder, **self.cloner_options)
+            return self._loaded_cloners[key]
+
+    def _check_choice(self, name: str, kind: str, table: Mapping[str, ModelEntry]) -> None:
+        if name not in table:
+            raise ModelNotFoundError(f"unknown {kind} {name!r}; choose one of: {', '.join(table)}")
+        if name in self._missing:
+            raise ModelNotFoundError(f"the {kind} {name!r} is unavailable: {self._missing[name]}")
+
+    def _vocoder_spec(self, name: str):
+        """What a front object takes as its vocoder: the weightless one's name, or the loaded
+        module (each pair gets its own copy)."""
+        entry = self.vocoders[name]
+        if entry.source in WEIGHTLESS_VOCODERS:
+            return entry.source
+        return load_vocoder(resolve_model_dir(entry.source, entry.revision), device=self.device)
