@@ -152,13 +152,12 @@ class VoiceCloner(_LazySpeakerEncoder):
         embedding = self.speaker_encoder.embed_many(references)
         if progress:
             progress(0.1, "reference embedded")
-        silence = _silence_level(self.mel_config)
         pause = int(round(self.pause_seconds / float(rate) * self.mel_config.frame_rate))
         mels, durations = [], []
         for i, tokens in enumerate(token_lists):
             mel, frames = self.synthesizer.synthesize(tokens, embedding, rate=rate)
-            if mels and pause:
-                mels.append(torch.full((mel.shape[0], pause), silence, device=mel.device))
+            if mels and pause:  # the previous sentence's closing pause, held (room tone, not digital silence)
+                mels.append(mels[-1][:, -1:].expand(-1, pause))
             mels.append(mel)
             durations.append(frames.cpu())
             if progress:
@@ -209,7 +208,3 @@ def _clips(reference) -> list:
             raise ValueError("no reference clip given; give at least one recording of the voice")
         return list(reference)
     return [reference]
-
-
-def _silence_level(mel) -> float:
-    return float(np.log(mel.log_floor)) if mel.compression == "log" else 0.0
