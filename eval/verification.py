@@ -8,22 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# The pure EER function lives in vc (training measures encoders with it too); re-exported here.
+from vc.verification import equal_error_rate
 
-def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
-    """(EER, threshold) from similarity scores of genuine and impostor pairs.
-
-    A pair is accepted when its score >= threshold. Over every candidate threshold (each
-    observed score), the false-accept rate (impostors accepted) and false-reject rate
-    (genuine pairs rejected) are computed; the EER is their mean where they are closest.
-    """
-    genuine, impostor = np.asarray(genuine, float), np.asarray(impostor, float)
-    if genuine.size == 0 or impostor.size == 0:
-        raise ValueError("need at least one genuine and one impostor score")
-    candidates = np.unique(np.concatenate([genuine, impostor, [np.inf]]))
-    far = np.array([(impostor >= t).mean() for t in candidates])
-    frr = np.array([(genuine < t).mean() for t in candidates])
-    best = int(np.argmin(np.abs(far - frr)))
-    return float((far[best] + frr[best]) / 2), float(candidates[best])
+__all__ = ["equal_error_rate", "accept_rate"]
 
 
 def accept_rate(scores: np.ndarray, threshold: float) -> float:

@@ -2,8 +2,14 @@
 
     python -m training autovc --data corpus/ ../shared/real-speech/librispeech/train-clean-100 \\
         --config small --steps 2000 --out runs/autovc-small [--resume] [--push-to-hub me/autovc]
-    python -m training hifigan --data corpus/ --config fast --steps 20000 --out runs/hifigan-fast \
+    python -m training hifigan --data corpus/ --config fast --steps 20000 --out runs/hifigan-fast \\
         [--mels-from runs/vqvc-small]
+    python -m training speaker-encoder --data ../shared/real-speech/librispeech/train-clean-100 \\
+        data/train/corpus-big-train.jsonl --config finetune --init resemblyzer --steps 200 \\
+        --eval-data ../shared/real-speech/librispeech/test-other ../shared/real-speech/vctk \\
+        --out runs/speaker-encoder-ft [--resume]
+    python -m training synthesizer --data data/piper/manifest.jsonl data/aligned/ljspeech-train.jsonl \\
+        --config training/configs/synthesizer-small-cpu.json --steps 4000 --out runs/synth-small
     python -m training import-autovc autovc.ckpt --out checkpoints/autovc-paper
     python -m training import-hifigan g_02500000 --config config.json --out checkpoints/hifigan-v1
 """
@@ -16,6 +22,8 @@ from vc.errors import VoicelabError
 
 FAMILIES = ("autovc", "vqvc", "vqvae", "ppgvc")
 VOCODERS = ("hifigan",)
+# command -> the model_type it trains (text-to-mel synthesizers)
+SYNTHESIZERS = {"synthesizer": "duration-synth"}
 
 
 def _number(kind: str, low, high=None):
@@ -39,7 +47,7 @@ def _train(args: argparse.Namespace) -> None:
     import dataclasses
     from vc.errors import CheckpointError
     from .config import load_run_config
-    run = load_run_config(args.family, args.config)
+    run = load_run_config(SYNTHESIZERS.get(args.family, args.family), args.config)
     overrides = {name: getattr(args, name) for name in (
         "seed", "batch_size", "checkpoint_every", "sample_every", "validate_every", "log_every")
         if getattr(args, name) is not None}
@@ -50,6 +58,9 @@ def _train(args: argparse.Namespace) -> None:
     if args.family in VOCODERS:
         from .vocoder_loop import VocoderTrainer
         trainer = VocoderTrainer(run, args.data, args.out, args.steps, mels_from=args.mels_from, **options)
+    elif args.family in SYNTHESIZERS:
+        from .synth_loop import SynthesizerTrainer
+        trainer = SynthesizerTrainer(run, args.data, args.out, args.steps, **options)
     else:
         from .loop import Trainer
         trainer = Trainer(run, args.data, args.out, args.steps, **options)
@@ -58,6 +69,47 @@ def _train(args: argparse.Namespace) -> None:
         raise CheckpointError(f"training ended without publishing weights in {folder}: the run "
                               f"was already at step {args.steps} or beyond; give a larger --steps")
     print(f"published weights: {folder}")
+
+
+def _speaker_encoder(args: argparse.Namespace) -> None:
+    from .speaker_encoder import SpeakerEncoderTrainer, load_speaker_encoder_config
+    overrides = {name: getattr(args, name) for name in (
+        "init", "speakers_per_batch", "utterances_per_speaker", "lr", "seed", "log_every",
+        "validate_every", "umap_every", "checkpoint_every")}
+    config = load_speaker_encoder_config(args.config, **overrides)
+    trainer = SpeakerEncoderTrainer(config, args.data, args.out, args.steps,
+                                    eval_data=args.eval_data or (), resume=args.resume,
+                                    cache_dir=args.cache, device=args.device,
+                                    push_to_hub=args.push_to_hub, progress=not args.quiet)
+    folder = trainer.train()
+    print(f"published weights: {folder}")
+
+
+def _add_speaker_encoder(commands) -> None:
+    p = commands.add_parser("speaker-encoder", help="train or fine-tune the GE2E speaker encoder")
+    p.set_defaults(run=_speaker_encoder)
+    p.add_argument("--data", nargs="+", required=True,
+                   help="corpus folders or manifests, mixed (as for the other families)")
+    p.add_argument("--eval-data", nargs="+", metavar="CORPUS",
+                   help="speakers never trained on, only measured: held-out EER each validation")
+    p.add_argument("--config", default="finetune", help="tiny, finetune, or a .json file")
+    p.add_argument("--init", help="resemblyzer (fine-tune the shipped weights), scratch, or a "
+                                  "ge2e model folder / Hub repo id (default: the config's)")
+    p.add_argument("--steps", type=_number("int", 1), required=True, help="train until this step")
+    p.add_argument("--out", required=True, help="the run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--cache", help="feature cache folder (default: next to --out)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", help="publish the final weights")
+    p.add_argument("--speakers-per-batch", type=_number("int", 2), metavar="N")
+    p.add_argument("--utterances-per-speaker", type=_number("int", 2), metavar="M")
+    p.add_argument("--lr", type=_number("float", "<0"))
+    p.add_argument("--seed", type=_number("int", 0))
+    for name in ("log-every", "validate-every", "checkpoint-every"):
+        p.add_argument(f"--{name}", type=_number("int", 1), metavar="STEPS")
+    p.add_argument("--umap-every", type=_number("int", 0), metavar="STEPS",
+                   help="UMAP plot of held-out embeddings every N steps (0: none)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _import_autovc(args: argparse.Namespace) -> None:
@@ -85,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    for family in FAMILIES + VOCODERS:
+    for family in FAMILIES + VOCODERS + tuple(SYNTHESIZERS):
         vocoder = family in VOCODERS
-        p = commands.add_parser(family, help=f"train a {family} {'vocoder' if vocoder else 'model'}")
+        kind = "vocoder" if vocoder else "text-to-mel model" if family in SYNTHESIZERS else "model"
+        p = commands.add_parser(family, help=f"train a {family} {kind}")
         p.set_defaults(run=_train, family=family)
         p.add_argument("--data", nargs="+", required=True,
                        help="corpus folders or manifests (VCTK, LibriSpeech/LibriTTS, a folder "
@@ -112,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("checkpoint-every", "sample-every", "validate-every", "log-every"):
             p.add_argument(f"--{name}", type=_number("int", 1), metavar="STEPS")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_speaker_encoder(commands)
     imp = commands.add_parser("import-autovc", help="convert the official AutoVC checkpoint")
     imp.add_argument("checkpoint", help="autovc.ckpt from the paper's repository")
     imp.add_argument("--out", required=True)

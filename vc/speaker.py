@@ -6,10 +6,15 @@ The network is the one of Wan et al. (2018) as trained by Resemblyzer (3-layer L
 downloaded and the package's own code (and its webrtcvad import at module level) is not needed
 to embed. Preprocessing and partial-utterance averaging follow Resemblyzer, which is what the
 weights were trained for.
+
+Weights trained or fine-tuned with voicelab (`python -m training speaker-encoder`) are a model
+folder like every other voicelab model (`GE2EModel`, model_type "ge2e");
+`SpeakerEncoder.from_pretrained(folder_or_repo)` loads them into the same encoder.
 """
 from __future__ import annotations
 
 import importlib.util
+import re
 import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,6 +25,7 @@ from torch import nn
 
 from .audio import Audio, AudioSource, load_audio
 from .errors import AudioError, CheckpointError
+from .hub import HubModel
 from .mel import MelConfig, MelSpectrogram
 
 SAMPLE_RATE = 16000
@@ -84,6 +90,23 @@ class SpeakerEncoder(nn.Module):
             raise CheckpointError(f"speaker encoder weights at '{path}' do not match the "
                                   f"network: {error}") from None
         return encoder.to(device).eval()
+
+    @classmethod
+    def from_pretrained(cls, name: str | Path, revision: str | None = None,
+                        device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
+                        *, token: str | bool | None = None) -> "SpeakerEncoder":
+        """GE2E weights published by voicelab (a "ge2e" model folder, a `checkpoints/` name or
+        a Hub repo id, resolved as `vc.hub.HubModel.from_pretrained` does), or "resemblyzer"
+        for the weights of `pretrained()`. Loads strictly; comes back in eval mode."""
+        if str(name) == "resemblyzer":
+            return cls.pretrained(device=device)
+        return GE2EModel.from_pretrained(name, revision, device, cache_dir, token=token).encoder
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """The network sizes, as the constructor takes them."""
+        return {"mel_bands": self.lstm.input_size, "hidden": self.lstm.hidden_size,
+                "layers": self.lstm.num_layers, "embedding": self.linear.out_features}
 
     @property
     def device(self) -> torch.device:
@@ -157,6 +180,43 @@ class SpeakerEncoder(nn.Module):
         if not wavs:
             raise AudioError("no clips given; pass at least one clip of the speaker")
         return self.embed_prepared(wavs)
+
+
+class GE2EModel(HubModel):
+    """GE2E speaker encoder (Wan et al., 2018): 3-layer LSTM over 40-band mel power frames of
+    1.6 s partial utterances, a linear + ReLU layer and L2 normalisation, giving 256-d unit
+    speaker embeddings; the similarity scale and offset of the GE2E loss travel with it.
+
+    The publishable form of a `SpeakerEncoder` (`.encoder`); `SpeakerEncoder.from_pretrained`
+    loads it. `GE2EModel.from_encoder(encoder)` wraps trained weights for `save_pretrained`.
+    """
+
+    model_type = "ge2e"
+    card_tags = ("speaker-embedding", "speaker-verification", "ge2e")
+
+    def __init__(self, *, mel_bands: int = 40, hidden: int = 256, layers: int = 3,
+                 embedding: int = 256):
+        super().__init__()
+        self.encoder = SpeakerEncoder(mel_bands, hidden, layers, embedding)
+
+    @classmethod
+    def from_encoder(cls, encoder: SpeakerEncoder) -> "GE2EModel":
+        """A copy of `encoder`'s weights (on the CPU) as a model that saves itself."""
+        model = cls(**encoder.sizes)
+        model.encoder.load_state_dict({k: v.detach().cpu() for k, v in encoder.state_dict().items()})
+        return model.eval()
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        """Mel power frames (B, frames, 40) -> unit embeddings (B, 256)."""
+        return self.encoder(mels)
+
+    def _card_text(self, card) -> str:
+        # The generic card shows `vc.hub.load_model`; people embed with SpeakerEncoder.
+        text = super()._card_text(card)
+        return re.sub(r'from vc\.hub import load_model\n(.*?\n)model = load_model\(("[^"\n]*")\)',
+                      r'from vc.speaker import SpeakerEncoder\n\1encoder = SpeakerEncoder.'
+                      r'from_pretrained(\2)\nembedding = encoder.embed("speech.wav")  # (256,) unit vector',
+                      text, count=1, flags=re.DOTALL)
 
 
 def trim_long_silences(wav: np.ndarray, window_ms: int = 30, smoothing: int = 8,

@@ -53,9 +53,9 @@ Card = str | ModelCard | Mapping[str, Any] | None
 
 # model_type -> class. Filled by HubModel.__init_subclass__ as model modules are imported.
 _REGISTRY: dict[str, type["HubModel"]] = {}
-# Packages whose modules define models; imported on demand when a config names an unknown
+# Packages (or modules) whose modules define models; imported on demand when a config names an unknown
 # model_type, so `load_model` works without the caller importing the right module first.
-MODEL_PACKAGES = ("vc.models", "vc.vocoders")
+MODEL_PACKAGES = ("vc.models", "vc.vocoders", "vc.speaker")
 
 
 class HubModel(nn.Module):
