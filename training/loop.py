@@ -39,7 +39,7 @@ VALIDATION_BATCHES = 4
 CARD_SETTINGS = ("batch_size", "segment_frames", "lr", "schedule", "adversarial_start",
                  "discriminator_width")
 DATASET_IDS = {"librispeech": "openslr/librispeech_asr", "vctk": "CSTR-Edinburgh/vctk",
-               "libritts": "mythicinfinity/libritts"}
+               "libritts": "mythicinfinity/libritts", "ljspeech": "keithito/lj_speech"}
 
 
 class _LossOf(nn.Module):

@@ -132,8 +132,9 @@ class _Predictor(nn.Module):
 
 
 class DurationSynthesizer(HubModel):
-    """Text-to-mel synthesizer: phone tokens + GE2E embedding -> mel, with predicted durations
-    and pitch (non-autoregressive, all-convolutional).
+    """Text-to-mel synthesizer (non-autoregressive): phones + GE2E embedding -> mel.
+
+    Durations and per-phone pitch are predicted; encoder and decoder are dilated convolutions.
 
     Args:
         channels: width of the encoder and decoder.
