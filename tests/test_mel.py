@@ -73,3 +73,17 @@ def test_config_dict_round_trip_and_validation():
         MelConfig(sample_rate=8000, fmax=8000.0)
     with pytest.raises(ValueError, match="compression"):
         MelConfig(compression="cube")
+
+
+def test_long_inputs_are_computed_in_chunks_with_the_same_frames(test_other, monkeypatch):
+    clip = load_audio(next(iter(test_other.values()))[0]).resample(16000)
+    wav = torch.from_numpy(np.tile(clip.samples, 3)).float()
+    mel = MelSpectrogram()
+    whole = mel(wav)
+    calls = []
+    real_stft = torch.stft
+    monkeypatch.setattr(torch, "stft", lambda *a, **k: calls.append(1) or real_stft(*a, **k))
+    mel.chunk_frames = 97  # an odd size, so the last chunk is partial
+    chunked = mel(wav)
+    assert len(calls) == -(-whole.shape[-1] // 97)
+    assert chunked.shape == whole.shape and torch.allclose(chunked, whole, atol=1e-5)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 COMPRESSIONS = ("log", "log10", "db", "none")
@@ -205,10 +206,34 @@ class MelSpectrogram(nn.Module):
         decibels = mel * -c.db_min + c.db_min + c.db_ref
         return torch.pow(10.0, decibels / 20.0)
 
+    #: frames computed per STFT call: long inputs go in chunks of this many frames, so the
+    #: complex spectrogram of a 10-minute clip (~150 MB) never exists at once.
+    chunk_frames: int = 4096
+
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         squeeze = wav.dim() == 1
         if squeeze:
             wav = wav.unsqueeze(0)
-        mel = torch.matmul(self.filterbank, self.spectrogram(wav))
-        mel = self.compress(mel)
+        if self.config.center and self.num_frames(wav.shape[-1]) > self.chunk_frames:
+            mel = self._chunked(wav)
+        else:
+            mel = self.compress(torch.matmul(self.filterbank, self.spectrogram(wav)))
         return mel.squeeze(0) if squeeze else mel
+
+    def _chunked(self, wav: torch.Tensor) -> torch.Tensor:
+        """The same frames as one centred STFT: the signal is padded once as torch.stft pads
+        it, then each run of frames is an uncentred STFT of the samples under it."""
+        c = self.config
+        half = c.n_fft // 2
+        padded = F.pad(wav.to(self.window.dtype)[:, None], (half, half), mode=c.pad_mode)[:, 0]
+        total = self.num_frames(wav.shape[-1])
+        parts = []
+        for first in range(0, total, self.chunk_frames):
+            last = min(total, first + self.chunk_frames)
+            segment = padded[:, first * c.hop_length:(last - 1) * c.hop_length + c.n_fft]
+            stft = torch.stft(segment, n_fft=c.n_fft, hop_length=c.hop_length,
+                              win_length=c.win_length or c.n_fft, window=self.window, center=False,
+                              return_complex=True)
+            magnitude = stft.abs() if c.power == 1.0 else stft.abs().pow(c.power)
+            parts.append(self.compress(torch.matmul(self.filterbank, magnitude)))
+        return torch.cat(parts, dim=-1)
