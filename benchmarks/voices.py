@@ -6,7 +6,7 @@ import time
 
 from .common import Settings, Speech, synchronizer, timed
 
-NO_CLONER = "no cloner shipped yet"
+NO_CLONER = "no cloner available"
 CLONER_TEXT = ("The benchmark reads this sentence aloud in the reference voice. It has a number, "
                "twenty five, and a question at the end: does the voice hold up?")
 
@@ -31,16 +31,10 @@ def speaker_encoder(settings: Settings, speech: Speech, reference: dict, progres
 
 def cloner(settings: Settings, speech: Speech, reference: dict, progress) -> dict:
     """Every cloner of the registry with every vocoder: `VoiceCloner.speak(text, reference)` in
-    seconds of output per second of compute; or why there is none yet."""
-    try:
-        import vc.cloning  # noqa: F401
-    except Exception as err:  # noqa: BLE001 - not written yet, or broken: said, not fatal
-        return {"status": NO_CLONER, "why": f"vc.cloning cannot be imported ({type(err).__name__}: {err})"}
+    seconds of output per second of compute; or why there is none."""
     from vc.registry import ModelRegistry
 
     registry = ModelRegistry.from_file(settings.registry, device=settings.device)
-    if not hasattr(registry, "cloner_names"):
-        return {"status": NO_CLONER, "why": "this vc.registry cannot load cloners"}
     names = registry.cloner_names()
     if not names:
         missing = {k: v for k, v in registry.unavailable().items() if k in getattr(registry, "cloners", {})}

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import Audio, AudioSource, load_audio
+from .audio import AudioSource, load_audio
 from .errors import AudioError, CheckpointError
 from .hub import HubModel
 from .mel import MelConfig, MelSpectrogram
