@@ -268,6 +268,7 @@ def warm_up(app: gr.Blocks) -> None:
         if registry.default_cloner in registry.cloner_names():
             try:
                 registry.cloner(registry.default_cloner, registry.default_vocoder)
+                registry.phonemizer.lexicon.load()  # CMUdict: about a second to read
             except VoicelabError:  # e.g. a vocoder of other mel settings: the Clone tab will say so
                 pass
     threading.Thread(target=load, daemon=True).start()

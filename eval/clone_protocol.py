@@ -48,7 +48,7 @@ from vc import __version__
 from vc.data import Utterance, read_corpora, read_corpus
 from vc.hub import write_text_atomically
 
-from .protocol import ProtocolError, _portable, _resolve, _unseen, sentence_words
+from .protocol import ProtocolError, _portable, _resolve, _unseen, map_paths, sentence_words
 
 FORMAT = "voicelab-clone-protocol"
 FORMAT_VERSION = 1
@@ -186,13 +186,7 @@ class CloneProtocol:
 
 def map_metadata_paths(metadata: dict, convert) -> dict:
     """A JSON-clean copy of metadata with its path entries (`PATH_KEYS`) passed through convert."""
-    out = json.loads(json.dumps(dict(metadata), default=str))
-    for key in PATH_KEYS:
-        if isinstance(out.get(key), str):
-            out[key] = convert(out[key])
-        elif isinstance(out.get(key), list):
-            out[key] = [convert(p) for p in out[key]]
-    return out
+    return map_paths(metadata, convert, PATH_KEYS)
 
 
 def _check(path: Path, protocol: CloneProtocol, check_files: bool) -> None:

@@ -132,7 +132,7 @@ class Protocol:
             raise ProtocolError(f"cannot write protocol {path}: use a .json or .csv file name")
         folder = Path(os.path.abspath(path)).parent
         rows = [_row_of(t, folder) for t in self.trials]
-        meta = _map_paths(self.metadata, lambda p: _portable(p, folder))
+        meta = map_paths(self.metadata, lambda p: _portable(p, folder))
         if suffix == ".json":
             text = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "metadata": meta, "trials": rows},
                               indent=1, ensure_ascii=False) + "\n"
@@ -171,7 +171,7 @@ class Protocol:
         folder = Path(os.path.abspath(path)).parent
         trials = [_trial_of(row, folder, f"{path}: trial {i}") for i, row in enumerate(rows, 1)]
         _check_trials(path, folder, trials, check_files)
-        return cls(trials, _map_paths(meta, lambda p: str(_resolve(p, folder))))
+        return cls(trials, map_paths(meta, lambda p: str(_resolve(p, folder))))
 
 
 # ------------------------------------------------------------------------------------ building
@@ -509,10 +509,11 @@ def _resolve(text: str, folder: Path) -> Path:
     return Path(os.path.normpath(path if path.is_absolute() else folder / path))
 
 
-def _map_paths(metadata: Mapping[str, Any], convert) -> dict[str, Any]:
-    """A copy of metadata with the path entries (`_PATH_KEYS`) converted."""
+def map_paths(metadata: Mapping[str, Any], convert, keys: Sequence[str] = _PATH_KEYS) -> dict[str, Any]:
+    """A JSON-clean copy of metadata with the path entries named by `keys` passed through
+    `convert` (one path or a list of them)."""
     out = json.loads(json.dumps(dict(metadata), default=str))  # a JSON-clean deep copy
-    for key in _PATH_KEYS:
+    for key in keys:
         if isinstance(out.get(key), str):
             out[key] = convert(out[key])
         elif isinstance(out.get(key), list):

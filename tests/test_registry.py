@@ -107,6 +107,7 @@ def test_cloners_are_listed_checked_and_loaded_once_per_vocoder(registry_file, t
     # one GE2E for every cloner and converter of the registry
     assert other.speaker_encoder is cloner.speaker_encoder is registry.speaker_encoder
     assert registry.converter("vqvc-small", "griffinlim").speaker_encoder is registry.speaker_encoder
+    assert other.phonemizer is cloner.phonemizer is registry.phonemizer  # CMUdict read once
     assert registry.model_folder("tiny") == tiny_synth
     with pytest.raises(ModelNotFoundError, match="cloner 'from-hub-synth' is unavailable"):
         registry.cloner("from-hub-synth", "griffinlim")

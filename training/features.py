@@ -73,6 +73,19 @@ def _frame_targets(utt: Utterance, audio, frames: int, mel: MelConfig,
     return out
 
 
+def load_cached(entry: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """The arrays `names` of a cache entry, or None when it is missing; a damaged entry is
+    deleted (so it is computed again) and also gives None."""
+    if not entry.exists():
+        return None
+    try:
+        with np.load(entry) as data:
+            return {name: data[name] for name in names}
+    except (OSError, ValueError, KeyError):
+        entry.unlink(missing_ok=True)
+        return None
+
+
 def save_atomically(path: Path, **arrays: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as handle:
@@ -102,15 +115,12 @@ def compute_features(utterances: Sequence[Utterance], mel: MelConfig, cache_dir:
     features, skipped = [], []
     for utt in tqdm(utterances, desc="features", unit="utt", disable=not progress):
         entry = cache / f"{cache_key(utt.path, mel, frame_targets)}.npz"
-        if entry.exists():
-            try:
-                with np.load(entry) as data:
-                    features.append(UtteranceFeatures(
-                        utt, torch.from_numpy(data["mel"]), torch.from_numpy(data["embedding"]),
-                        index[utt.speaker], {name: torch.from_numpy(data[name]) for name in arrays}))
-                continue
-            except (OSError, ValueError, KeyError):
-                entry.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+        cached = load_cached(entry, ["mel", "embedding", *arrays])
+        if cached is not None:
+            features.append(UtteranceFeatures(
+                utt, torch.from_numpy(cached["mel"]), torch.from_numpy(cached["embedding"]),
+                index[utt.speaker], {name: torch.from_numpy(cached[name]) for name in arrays}))
+            continue
         try:
             # frame targets need the clip's own time axis, so their mels are not trimmed
             audio = prepare_speech(utt.path, mel.sample_rate, trim=not frame_targets)

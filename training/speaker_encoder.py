@@ -53,7 +53,7 @@ from .checkpoint import (
     load_resume_state, remove_interrupted_writes, rng_state, save_resume_state, set_rng_state,
 )
 from .config import check_range
-from .features import cache_key, save_atomically
+from .features import cache_key, load_cached, save_atomically
 from .logs import RunLog, plot_losses
 from .loop import DATASET_IDS, load_utterances, lr_factor
 
@@ -236,13 +236,10 @@ def cached_mels(utterances: Sequence[Utterance], cache_dir: str | Path, progress
     out, skipped = [], []
     for utt in tqdm(utterances, desc="encoder mels", unit="utt", disable=not progress):
         entry = folder / f"{cache_key(utt.path, ENCODER_MEL)}.npz"
-        if entry.exists():
-            try:
-                with np.load(entry) as data:
-                    out.append((utt, torch.from_numpy(data["mel"])))
-                continue
-            except (OSError, ValueError, KeyError):
-                entry.unlink(missing_ok=True)  # a damaged entry is computed again
+        cached = load_cached(entry, ["mel"])
+        if cached is not None:
+            out.append((utt, torch.from_numpy(cached["mel"])))
+            continue
         try:
             mel = encoder_mel(preparer.prepare(utt.path), mel_fn)
         except AudioError as error:

@@ -63,6 +63,8 @@ class VoiceCloner(_LazySpeakerEncoder):
         max_chars: the longest text accepted at once.
         pause_seconds: the silence between sentences (divided by the speaking rate).
         voice: the espeak-ng voice that reads words CMUdict lacks.
+        phonemizer: a `vc.text.Phonemizer` to use (and share between cloners, so CMUdict is
+            read once); by default one with CMUdict and `voice`.
         knn: blend the synthesized frames with the reference's own frames matched in
             `content_model`'s content space (`vc.pipeline.KnnRefinement`): the output borrows
             the reference's real spectra where it has the same sound. None: the synthesizer alone.
@@ -73,7 +75,7 @@ class VoiceCloner(_LazySpeakerEncoder):
     def __init__(self, synthesizer: DurationSynthesizer, vocoder: Union[str, torch.nn.Module] = "griffinlim",
                  device: str = "cpu", reference_limits: SpeechLimits = SpeechLimits(max_duration=120.0),
                  speaker_encoder=None, max_chars: int = DEFAULT_MAX_CHARS, pause_seconds: float = 0.35,
-                 voice: str = "en-us", knn: KnnRefinement | None = None,
+                 voice: str = "en-us", phonemizer: Phonemizer | None = None, knn: KnnRefinement | None = None,
                  content_model: Union[str, os.PathLike, ConversionModel, None] = None):
         if not isinstance(synthesizer, DurationSynthesizer):
             raise CheckpointError(f"a {type(synthesizer).__name__} is not a text-to-mel synthesizer; "
@@ -90,7 +92,7 @@ class VoiceCloner(_LazySpeakerEncoder):
         self.reference_limits = reference_limits
         self.max_chars, self.pause_seconds = max_chars, float(pause_seconds)
         # CMUdict first, as the forced aligner pronounced the training speech; espeak-ng for the rest
-        self.phonemizer = Phonemizer(voice, lexicon=Lexicon())
+        self.phonemizer = phonemizer or Phonemizer(voice, lexicon=Lexicon())
         self.vocoder = load_vocoder(vocoder, synthesizer.mel, device)
         self._speaker_encoder = speaker_encoder
         self.knn, self.content_model = knn, None

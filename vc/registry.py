@@ -83,6 +83,7 @@ class ModelRegistry:
         self._loaded: dict[tuple[str, str], VoiceConverter] = {}
         self._loaded_cloners: dict[tuple[str, str], VoiceCloner] = {}
         self._speaker_encoder = None
+        self._phonemizer = None
         self._lock = threading.Lock()
         self._missing = {**self._check(self.converters), **self._check(self.vocoders),
                          **self._check(self.cloners)}
@@ -143,6 +144,15 @@ class ModelRegistry:
                 self._speaker_encoder = SpeakerEncoder.pretrained(device=self.device)
             return self._speaker_encoder
 
+    @property
+    def phonemizer(self):
+        """The text front end's phonemizer (CMUdict + espeak-ng), shared by every cloner."""
+        with self._lock:
+            if self._phonemizer is None:
+                from .text import Lexicon, Phonemizer
+                self._phonemizer = Phonemizer(lexicon=Lexicon())
+            return self._phonemizer
+
     def converter(self, model: str, vocoder: str) -> VoiceConverter:
         """The converter for (model, vocoder), loaded on first request and then reused."""
         self._check_choice(model, "model", self.converters)
@@ -167,14 +177,15 @@ class ModelRegistry:
                                      "list of the model registry (models.json)")
         self._check_choice(model, "cloner", self.cloners)
         self._check_choice(vocoder, "vocoder", self.vocoders)
-        encoder = self.speaker_encoder
+        encoder, phonemizer = self.speaker_encoder, self.phonemizer  # each takes the lock itself
         with self._lock:
             key = (model, vocoder)
             if key not in self._loaded_cloners:
                 entry = self.cloners[model]
+                options = {"phonemizer": phonemizer, **self.cloner_options}
                 self._loaded_cloners[key] = VoiceCloner.from_pretrained(
                     resolve_model_dir(entry.source, entry.revision), vocoder=self._vocoder_spec(vocoder),
-                    device=self.device, speaker_encoder=encoder, **self.cloner_options)
+                    device=self.device, speaker_encoder=encoder, **options)
             return self._loaded_cloners[key]
 
     def _check_choice(self, name: str, kind: str, table: Mapping[str, ModelEntry]) -> None:

@@ -360,16 +360,25 @@ class Lexicon:
     """
 
     def __init__(self, path=None):
+        import threading
         self.path = path if path is not None else cmudict_path()
         self._words: dict[str, list[str]] | None = None
+        self._lock = threading.Lock()  # concurrent first requests read the file once
 
     @property
     def available(self) -> bool:
         return self.path is not None
 
+    def load(self) -> "Lexicon":
+        """Read the dictionary now (it is otherwise read on the first lookup)."""
+        with self._lock:
+            if self._words is None:
+                self._words = {} if self.path is None else self._read(self.path)
+        return self
+
     def get(self, word: str) -> list[str] | None:
         if self._words is None:
-            self._words = {} if self.path is None else self._read(self.path)
+            self.load()
         return self._words.get(word)
 
     @staticmethod

@@ -86,6 +86,11 @@ def espeak_word_phones(word: str) -> list[str]:
     return phones
 
 
+def frame_index(seconds: float, frame_rate: float) -> int:
+    """The first frame whose centre (t / frame_rate) lies at or after `seconds`."""
+    return math.ceil(seconds * frame_rate - 1e-9)
+
+
 def frame_labels(segments, frames: int, frame_rate: float, phoneset: str = "arpabet",
                  offset: float = 0.0) -> list[int]:
     """Phone index per frame: frame t (centred at t / frame_rate - offset seconds) takes the
@@ -100,8 +105,8 @@ def frame_labels(segments, frames: int, frame_rate: float, phoneset: str = "arpa
         phone = to_arpabet(segment.phone, phoneset)
         if phone is None:
             continue
-        first = max(0, math.ceil((segment.onset - offset) * frame_rate - 1e-9))
-        last = min(frames, math.ceil((segment.offset - offset) * frame_rate - 1e-9))
+        first = max(0, frame_index(segment.onset - offset, frame_rate))
+        last = min(frames, frame_index(segment.offset - offset, frame_rate))
         for t in range(first, last):
             labels[t] = PHONE_INDEX[phone]
     return labels

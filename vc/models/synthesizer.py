@@ -18,14 +18,13 @@ text front end's output (phones, word spaces, punctuation) into them.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.phones import SILENCE, to_arpabet
+from ..data.phones import SILENCE, frame_index, to_arpabet
 from ..hub import HubModel, as_dataclass
 from ..mel import MelConfig
 from ..text import PUNCTUATION, SYMBOL_INDEX, SYMBOLS, TextError
@@ -61,8 +60,8 @@ def alignment_tokens(segments, frames: int, frame_rate: float, phoneset: str = "
     cursor = 0
     for segment in segments:
         phone = to_arpabet(segment.phone, phoneset)
-        first = max(0, min(frames, _frame_at(segment.onset, frame_rate)))
-        last = max(first, min(frames, _frame_at(segment.offset, frame_rate)))
+        first = max(0, min(frames, frame_index(segment.onset, frame_rate)))
+        last = max(first, min(frames, frame_index(segment.offset, frame_rate)))
         if first > cursor:
             add(SIL, first - cursor)
         if last <= cursor:
@@ -72,10 +71,6 @@ def alignment_tokens(segments, frames: int, frame_rate: float, phoneset: str = "
         cursor = last
     add(SIL, frames - cursor)
     return tokens, lengths
-
-
-def _frame_at(seconds: float, frame_rate: float) -> int:
-    return math.ceil(seconds * frame_rate - 1e-9)
 
 
 def length_regulate(hidden: torch.Tensor, durations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
