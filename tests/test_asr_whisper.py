@@ -14,7 +14,7 @@ import pytest
 
 from eval.asr import PocketSphinx, Whisper, default_asr, load_recogniser
 from eval.intelligibility import error_rates
-from eval.whisper_weights import EXPECTED, _extract, fetch_whisper, whisper_dir
+from vc.whisper_weights import EXPECTED, _extract, fetch_whisper, whisper_dir
 from vc.audio import load_audio
 from vc.errors import CheckpointError, ModelNotFoundError, VoicelabError
 

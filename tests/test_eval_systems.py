@@ -46,3 +46,19 @@ def test_sentence_normalisation():
     assert sentence_words("  Mr. Smith's CAR -- 42 km!\n") == "mr smith's car 42 km"
     assert same_sentence("Hello, world.", "hello world") and not same_sentence("", "")
     assert not same_sentence("Hello world.", "Hello, wide world.")
+
+
+def test_system_options_after_the_vocoder():
+    from eval.systems import describe_converter_options, parse_converter_options
+    from vc.phone_matching import PhoneMeanMatching
+
+    options = parse_converter_options("transcript+phonematch:prior_frames=10+knn:k=2")
+    assert options["transcript"].name == "whisper-base" and options["knn"].k == 2
+    assert options["phone_matching"] == PhoneMeanMatching(prior_frames=10.0)
+    words, identity = describe_converter_options(options)
+    assert "whisper-base transcript" in words and "prior 10 frames" in words and len(identity) == 3
+    assert parse_converter_options("") == {}
+    for bad, message in [("transcript+transcript", "twice"), ("phonematch:frames=3", "prior_frames=FLOAT"),
+                         ("reverb", "unknown system option 'reverb'"), ("knn:q=1", "bad kNN setting")]:
+        with pytest.raises(ValueError, match=message):
+            parse_converter_options(bad)

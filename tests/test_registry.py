@@ -144,3 +144,34 @@ def test_the_shipped_registry_offers_the_synthesizer():
     if not (REPO / "checkpoints" / "synth-small").is_dir():
         pytest.skip("checkpoints/synth-small is not there yet")
     assert registry.cloner_names() == ["synth-small"]
+
+
+def test_converter_entries_carry_transcript_guidance_and_phone_matching(tmp_path, monkeypatch):
+    from vc.phone_matching import PhoneMeanMatching
+    from vc.transcript_phones import TranscriptPhones
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({
+        "converters": [{"name": "guided", "source": "ppgvc-small", "transcript": "base",
+                        "phone_matching": {"prior_frames": 10}},
+                       {"name": "also-guided", "source": "ppgvc-small", "transcript": "base", "phone_matching": True},
+                       {"name": "plain", "source": "ppgvc-small"}],
+        "vocoders": [{"name": "griffinlim", "source": "griffinlim"}]}))
+    registry = ModelRegistry.from_file(path)
+    guided, also = registry.converter("guided", "griffinlim"), registry.converter("also-guided", "griffinlim")
+    plain = registry.converter("plain", "griffinlim")
+    assert isinstance(guided.transcript, TranscriptPhones) and guided.transcript is also.transcript  # one Whisper
+    assert guided.phone_matching == PhoneMeanMatching(prior_frames=10.0)
+    assert also.phone_matching == PhoneMeanMatching()
+    assert plain.transcript is None and plain.phone_matching is None
+    path.write_text(json.dumps({
+        "converters": [{"source": "ppgvc-small", "phone_matching": "yes"}],
+        "vocoders": [{"source": "griffinlim"}]}))
+    with pytest.raises(VoicelabError, match="'phone_matching' is true, false or settings"):
+        ModelRegistry.from_file(path)
+    path.write_text(json.dumps({
+        "converters": [{"name": "odd", "source": "ppgvc-small", "phone_matching": {"frames": 3}}],
+        "vocoders": [{"source": "griffinlim"}]}))
+    with pytest.raises(VoicelabError, match="'odd': bad phone_matching settings"):
+        ModelRegistry.from_file(path).converter("odd", "griffinlim")

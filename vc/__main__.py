@@ -78,8 +78,18 @@ def _convert(args: argparse.Namespace) -> None:
     _check_inputs(args.source, *args.reference)
     limits = {"source_limits": _limits(args),
               "reference_limits": _limits(args, SpeechLimits(max_duration=120.0))}
-    converter = VoiceConverter.from_pretrained(args.model, vocoder=args.vocoder, device=device,
-                                               **limits)
+    from .hub import load_model
+    from .pipeline import resolve_run_folder
+    model = load_model(resolve_run_folder(args.model), device=device)
+    guidance = {}
+    if getattr(model, "accepts_phone_labels", False):  # the phonetic converter
+        from .phone_matching import PhoneMeanMatching
+        from .transcript_phones import TranscriptPhones
+        if args.transcript != "none":
+            guidance["transcript"] = TranscriptPhones(args.transcript)
+        if args.phone_matching:
+            guidance["phone_matching"] = PhoneMeanMatching()
+    converter = VoiceConverter(model, vocoder=args.vocoder, device=device, **limits, **guidance)
     with tqdm(total=100, desc="convert", unit="%") as bar:
         def progress(fraction: float, _what: str) -> None:
             bar.update(round(100 * fraction) - bar.n)
@@ -141,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("--max-seconds", type=_positive(float), metavar="SECONDS",
                       help="longest source and reference clip accepted (default 600 s for the "
                            "source, 120 s for each reference)")
+    conv.add_argument("--transcript", default="base", metavar="WHISPER",
+                      help="phonetic models: the Whisper size (or folder) whose forced-aligned transcript "
+                           "gives the phones (default base), or none for the model's own recogniser")
+    conv.add_argument("--no-phone-matching", dest="phone_matching", action="store_false",
+                      help="phonetic models: do not match each phone's spectrum to the reference's")
     conv.set_defaults(run=_convert)
     clone = commands.add_parser("clone", help="say typed text in the voice of a reference clip")
     clone.add_argument("--model", required=True,

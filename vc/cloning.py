@@ -28,8 +28,9 @@ from .models import ConversionModel
 from .pipeline import (
     KnnRefinement, Progress, _is_rate_tuple, _LazySpeakerEncoder, load_vocoder, resolve_run_folder, vocode,
 )
+from .data.phones import PHONE_INDEX
 from .speaker import cosine
-from .text import DEFAULT_MAX_CHARS, Lexicon, Phonemizer, TextError, split_sentences, text_to_ids
+from .text import DEFAULT_MAX_CHARS, SYMBOLS, Lexicon, Phonemizer, TextError, split_sentences, text_to_ids
 
 
 @dataclass
@@ -70,13 +71,20 @@ class VoiceCloner(_LazySpeakerEncoder):
             the reference's real spectra where it has the same sound. None: the synthesizer alone.
         content_model: the conversion model whose `content_frames` the matching uses (a
             loaded model or a name/folder/repo id), e.g. the default converter "ppgvc-small".
+        phone_matching: a `vc.phone_matching.PhoneMeanMatching` that moves each phone's average
+            spectrum (and each band's spread) of the synthesized speech to the reference's; the
+            synthesized frames' phones are known from the durations, the reference's come from
+            `transcript`.
+        transcript: a `vc.transcript_phones.TranscriptPhones` that labels the reference's
+            frames (needed by phone_matching; a reference it cannot transcribe is left out).
     """
 
     def __init__(self, synthesizer: DurationSynthesizer, vocoder: Union[str, torch.nn.Module] = "griffinlim",
                  device: str = "cpu", reference_limits: SpeechLimits = SpeechLimits(max_duration=120.0),
                  speaker_encoder=None, max_chars: int = DEFAULT_MAX_CHARS, pause_seconds: float = 0.35,
                  voice: str = "en-us", phonemizer: Phonemizer | None = None, knn: KnnRefinement | None = None,
-                 content_model: Union[str, os.PathLike, ConversionModel, None] = None):
+                 content_model: Union[str, os.PathLike, ConversionModel, None] = None,
+                 phone_matching=None, transcript=None):
         if not isinstance(synthesizer, DurationSynthesizer):
             raise CheckpointError(f"a {type(synthesizer).__name__} is not a text-to-mel synthesizer; "
                                   "give a synthesizer model (model_type 'duration-synth')")
@@ -95,6 +103,10 @@ class VoiceCloner(_LazySpeakerEncoder):
         self.phonemizer = phonemizer or Phonemizer(voice, lexicon=Lexicon())
         self.vocoder = load_vocoder(vocoder, synthesizer.mel, device)
         self._speaker_encoder = speaker_encoder
+        if phone_matching is not None and transcript is None:
+            raise ValueError("phone matching needs the reference's phones: give transcript=TranscriptPhones()")
+        self.phone_matching, self.transcript = phone_matching, transcript
+        self._mel = MelSpectrogram(synthesizer.mel).to(device)
         self.knn, self.content_model = knn, None
         if knn is not None:
             if content_model is None:
@@ -111,7 +123,6 @@ class VoiceCloner(_LazySpeakerEncoder):
                                       f"{'; '.join(differences)}")
             knn.check(content_model)
             self.content_model = content_model.to(device).eval()
-            self._mel = MelSpectrogram(synthesizer.mel).to(device)
 
     @classmethod
     def from_pretrained(cls, name: Union[str, os.PathLike], vocoder: Union[str, torch.nn.Module] = "griffinlim",
@@ -155,16 +166,20 @@ class VoiceCloner(_LazySpeakerEncoder):
         if progress:
             progress(0.1, "reference embedded")
         pause = int(round(self.pause_seconds / float(rate) * self.mel_config.frame_rate))
-        mels, durations = [], []
+        mels, durations, labels = [], [], []
         for i, tokens in enumerate(token_lists):
             mel, frames = self.synthesizer.synthesize(tokens, embedding, rate=rate)
             if mels and pause:  # the previous sentence's closing pause, held (room tone, not digital silence)
                 mels.append(mels[-1][:, -1:].expand(-1, pause))
+                labels.append(torch.zeros(pause, dtype=torch.long))
             mels.append(mel)
             durations.append(frames.cpu())
+            labels.append(torch.repeat_interleave(token_phones(tokens), frames.cpu()))
             if progress:
                 progress(0.1 + 0.5 * (i + 1) / len(token_lists), f"sentence {i + 1} of {len(token_lists)}")
         mel = torch.cat(mels, dim=1)
+        if self.phone_matching is not None:
+            mel = self._match_phones(mel, torch.cat(labels), references, progress)
         if self.knn is not None:
             with torch.inference_mode():
                 reference_mels = [self._mel(r.to_tensor().to(self.device)) for r in references]
@@ -183,6 +198,22 @@ class VoiceCloner(_LazySpeakerEncoder):
         """GE2E cosine between speech and a reference embedding (e.g. `ClonedSpeech`'s)."""
         return cosine(self.speaker_encoder.embed(audio), reference_embedding)
 
+    def _match_phones(self, mel: torch.Tensor, labels: torch.Tensor, references: Sequence[Audio],
+                      progress: Progress | None) -> torch.Tensor:
+        if progress:
+            progress(0.6, "transcribing the reference")
+        reference_mels, reference_labels = [], []
+        with torch.inference_mode():
+            for clip in references:
+                ref_mel = self._mel(clip.to_tensor().to(self.device))
+                found = self.transcript.labels(clip, ref_mel.shape[-1], self.mel_config.frame_rate)
+                if found is not None:
+                    reference_mels.append(ref_mel)
+                    reference_labels.append(found.labels)
+            if not reference_mels:
+                return mel  # nothing in the reference could be transcribed: the synthesizer alone
+            return self.phone_matching.refine(mel, labels.to(mel.device), reference_mels, reference_labels)
+
     def _vocode(self, mel: torch.Tensor, progress: Progress | None) -> Audio:
         audio = vocode(self.vocoder, mel, self.mel_config, progress=None if progress is None else
                        (lambda f, _d="": progress(0.6 + 0.4 * f, "vocoding")))
@@ -191,6 +222,11 @@ class VoiceCloner(_LazySpeakerEncoder):
             raise CheckpointError(f"the speech came out as NaN or infinite in {bad} samples: the "
                                   "synthesizer or vocoder weights are broken. Re-download or re-train them.")
         return audio
+
+
+def token_phones(tokens: Sequence[int]) -> torch.Tensor:
+    """`vc.data.phones.PHONES` indices of synthesizer tokens (pauses and padding: silence)."""
+    return torch.tensor([PHONE_INDEX.get(SYMBOLS[int(t)], 0) for t in tokens], dtype=torch.long)
 
 
 def check_rate(rate: float) -> float:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, Union
@@ -17,7 +18,7 @@ import torch
 from .audio import Audio, AudioSource, SpeechLimits, prepare_speech
 from .chunking import process_in_chunks
 from .devices import check_device
-from .errors import CheckpointError
+from .errors import CheckpointError, ModelNotFoundError
 from .hub import load_model
 from .mel import MelConfig, MelSpectrogram
 from .models import ConversionModel
@@ -98,12 +99,20 @@ class VoiceConverter(_LazySpeakerEncoder):
             by default one is loaded on first need.
         knn: blend the model's output with the reference's own frames matched in the model's
             content space (`KnnRefinement`; None: the model's output as it is).
+        transcript: for models that take frame phone labels (`accepts_phone_labels`, the
+            phonetic converter), a `vc.transcript_phones.TranscriptPhones` that tells what the
+            source says; its forced-aligned phones replace the model's own recognition. Where
+            Whisper's weights are missing, or a clip cannot be transcribed, the model's
+            recogniser is used (with a warning for the missing weights).
+        phone_matching: for the same models, a `vc.phone_matching.PhoneMeanMatching` that
+            moves each phone's average spectrum of the output to the reference's; reference
+            frames are labelled by `transcript` when given, else by the model's recogniser.
     """
 
     def __init__(self, model: ConversionModel, vocoder: Union[str, torch.nn.Module] = "griffinlim",
                  device: str = "cpu", source_limits: SpeechLimits = SpeechLimits(),
                  reference_limits: SpeechLimits = SpeechLimits(max_duration=120.0), speaker_encoder=None,
-                 knn: "KnnRefinement | None" = None):
+                 knn: "KnnRefinement | None" = None, transcript=None, phone_matching=None):
         if not isinstance(model, ConversionModel):
             raise CheckpointError(f"a {type(model).__name__} is not a voice-conversion model; "
                                   "give an AutoVC, VQVC+ or VQ-VAE model")
@@ -119,6 +128,12 @@ class VoiceConverter(_LazySpeakerEncoder):
         if knn is not None:
             knn.check(model)
         self.knn = knn
+        if phone_matching is not None and not model.accepts_phone_labels:
+            raise ValueError(f"phone matching needs a model that labels phones (the phonetic converter); "
+                             f"{type(model).__name__} does not")
+        self.transcript = transcript if model.accepts_phone_labels else None
+        self.phone_matching = phone_matching
+        self._transcript_missing: str | None = None
 
     @classmethod
     def from_pretrained(cls, name: Union[str, os.PathLike], vocoder: Union[str, torch.nn.Module] = "griffinlim",
@@ -139,11 +154,19 @@ class VoiceConverter(_LazySpeakerEncoder):
     @torch.inference_mode()
     def convert_mel(self, mel: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
                     chunk_frames: int = 1024, overlap_frames: int = 64,
-                    progress: Progress | None = None) -> torch.Tensor:
+                    progress: Progress | None = None, phones: torch.Tensor | None = None) -> torch.Tensor:
         """Convert a mel (n_mels, frames) from speaker `source` to `target` (model speaker
-        vectors), in overlapping chunks cross-faded together so memory stays bounded."""
-        def one(chunk: torch.Tensor) -> torch.Tensor:
-            return self.model.convert(chunk[None], source[None], target[None])[0]
+        vectors), in overlapping chunks cross-faded together so memory stays bounded.
+        `phones` (frames,) are known phone labels for models that take them."""
+        if phones is not None:
+            # the labels ride along as one more row, so every chunk gets its own frames' labels
+            def one(chunk: torch.Tensor) -> torch.Tensor:
+                labels = chunk[-1:].round().long()
+                return self.model.convert(chunk[None, :-1], source[None], target[None], phones=labels)[0]
+            mel = torch.cat([mel, phones.to(mel.device, mel.dtype)[None]])
+        else:
+            def one(chunk: torch.Tensor) -> torch.Tensor:
+                return self.model.convert(chunk[None], source[None], target[None])[0]
         return process_in_chunks(mel, one, chunk_frames, overlap_frames,
                                  align=self.model.frame_multiple,
                                  progress=_part(progress, 0.0, 0.7, "converting"))
@@ -166,9 +189,16 @@ class VoiceConverter(_LazySpeakerEncoder):
             # a model whose encoder ignores the source speaker is spared embedding the source
             source_speaker = self._speaker([src]) if self.model.uses_source_speaker else target_speaker
             mel = self.mel(src.to_tensor().to(self.device))
+        phones = self.phones_of(src, mel.shape[-1], progress)
         chunk = max(64, int(chunk_seconds * self.mel_config.frame_rate))
         converted = self.convert_mel(mel, source_speaker, target_speaker, chunk_frames=chunk,
-                                     overlap_frames=min(64, chunk // 4), progress=progress)
+                                     overlap_frames=min(64, chunk // 4), progress=progress, phones=phones)
+        if self.phone_matching is not None:
+            with torch.inference_mode():
+                labels = [self._frame_phones(m, self.phones_of(r, m.shape[-1]))
+                          for r, m in zip(refs, reference_mels)]
+                converted = self.phone_matching.refine(converted, self._frame_phones(mel, phones),
+                                                       reference_mels, labels)
         if self.knn is not None:
             with torch.inference_mode():  # the reference mels computed once, above
                 converted = self.knn.refine(self.model, mel, converted, reference_mels)
@@ -182,6 +212,25 @@ class VoiceConverter(_LazySpeakerEncoder):
         if progress:
             progress(1.0, "done")
         return audio
+
+    def _frame_phones(self, mel: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
+        """`known` labels, else the model's own most likely phone per frame."""
+        return known if known is not None else self.model.content_frames(mel).codes
+
+    def phones_of(self, clip: Audio, frames: int, progress: Progress | None = None) -> torch.Tensor | None:
+        """The transcript's frame phone labels of a prepared clip, or None (no
+        transcript guidance, no weights, or nothing Whisper could transcribe and align)."""
+        if self.transcript is None or self._transcript_missing:
+            return None
+        if progress:
+            progress(0.0, "transcribing")
+        try:
+            found = self.transcript.labels(clip, frames, self.mel_config.frame_rate)
+        except ModelNotFoundError as error:
+            self._transcript_missing = str(error)
+            warnings.warn(f"converting without transcript guidance, which costs most of the words: {error}")
+            return None
+        return None if found is None else found.labels
 
 
 @dataclass(frozen=True)

@@ -34,19 +34,64 @@ WEIGHTLESS_VOCODERS = ("griffinlim",)
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """One model of the registry. Converters may also set `transcript` (a Whisper size whose
+    transcript guides a phonetic converter, `vc.transcript_phones`) and `phone_matching` (true,
+    or the settings of `vc.phone_matching.PhoneMeanMatching`)."""
+
     name: str
     source: str
     revision: str | None = None
     description: str = ""
+    transcript: str | None = None
+    phone_matching: Mapping[str, Any] | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], where: str) -> "ModelEntry":
-        unknown = set(raw) - {"name", "source", "revision", "description"}
+        keys = {"name", "source", "revision", "description", "transcript", "phone_matching"}
+        unknown = set(raw) - keys
         if unknown or "source" not in raw:
-            raise VoicelabError(f"{where}: an entry needs 'source' (and may have 'name', 'revision', "
-                                f"'description'); got keys {sorted(raw)}")
-        return cls(str(raw.get("name") or raw["source"]), str(raw["source"]),
-                   raw.get("revision"), str(raw.get("description", "")))
+            raise VoicelabError(f"{where}: an entry needs 'source' (and may have {', '.join(sorted(keys - {'source'}))}); "
+                                f"got keys {sorted(raw)}")
+        matching = raw.get("phone_matching")
+        if matching is True:
+            matching = {}
+        elif matching in (None, False):
+            matching = None
+        elif not isinstance(matching, Mapping):
+            raise VoicelabError(f"{where}: 'phone_matching' is true, false or settings such as "
+                                f'{{"prior_frames": 20}}; got {matching!r}')
+        transcript = raw.get("transcript")
+        return cls(str(raw.get("name") or raw["source"]), str(raw["source"]), raw.get("revision"),
+                   str(raw.get("description", "")), None if transcript is None else str(transcript),
+                   None if matching is None else dict(matching))
+
+    def converter_options(self, transcripts: "TranscriptCache") -> dict[str, Any]:
+        """What `VoiceConverter` takes for this entry's guidance and matching."""
+        options: dict[str, Any] = {}
+        if self.transcript:
+            options["transcript"] = transcripts.get(self.transcript)
+        if self.phone_matching is not None:
+            from .phone_matching import PhoneMeanMatching
+            try:
+                options["phone_matching"] = PhoneMeanMatching(**self.phone_matching)
+            except (TypeError, ValueError) as err:
+                raise VoicelabError(f"converter {self.name!r}: bad phone_matching settings ({err})") from None
+        return options
+
+
+class TranscriptCache:
+    """One `TranscriptPhones` per Whisper size, shared by the converters that name it."""
+
+    def __init__(self):
+        self._by_size: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, size: str):
+        from .transcript_phones import TranscriptPhones
+        with self._lock:
+            if size not in self._by_size:
+                self._by_size[size] = TranscriptPhones(size)
+            return self._by_size[size]
 
 
 class ModelRegistry:
@@ -84,6 +129,7 @@ class ModelRegistry:
         self._loaded_cloners: dict[tuple[str, str], VoiceCloner] = {}
         self._speaker_encoder = None
         self._phonemizer = None
+        self._transcripts = TranscriptCache()
         self._lock = threading.Lock()
         self._missing = {**self._check(self.converters), **self._check(self.vocoders),
                          **self._check(self.cloners)}
@@ -164,7 +210,8 @@ class ModelRegistry:
                 entry = self.converters[model]
                 self._loaded[key] = VoiceConverter.from_pretrained(
                     resolve_model_dir(entry.source, entry.revision), vocoder=self._vocoder_spec(vocoder),
-                    device=self.device, speaker_encoder=encoder, **self.converter_options)
+                    device=self.device, speaker_encoder=encoder,
+                    **{**entry.converter_options(self._transcripts), **self.converter_options})
             return self._loaded[key]
 
     def cloner(self, model: str, vocoder: str) -> "VoiceCloner":

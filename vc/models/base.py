@@ -56,6 +56,8 @@ class ConversionModel(HubModel):
     frame_targets: ClassVar[tuple[str, ...]] = ()
     #: whether `encode` uses the source speaker; when not, converting skips embedding the source.
     uses_source_speaker: ClassVar[bool] = True
+    #: whether `convert` takes frame phone labels (`phones=`, see `vc.transcript_phones`).
+    accepts_phone_labels: ClassVar[bool] = False
     mel: MelConfig
 
     def speaker(self, mels: Sequence[torch.Tensor], embedding: torch.Tensor | None) -> torch.Tensor:

@@ -149,6 +149,7 @@ class PhoneticVC(ConversionModel):
     model_type = "ppgvc"
     frame_targets: ClassVar[tuple[str, ...]] = ("phones", "f0")
     uses_source_speaker: ClassVar[bool] = False
+    accepts_phone_labels: ClassVar[bool] = True
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "small": dict(encoder_channels=192, encoder_layers=4, encoder_rnn=128, decoder_channels=192,
                       decoder_layers=4, decoder_rnn=160, postnet_channels=192),
@@ -189,10 +190,29 @@ class PhoneticVC(ConversionModel):
         return unit_embedding(embedding, self.embedding_dim, self._device, "PhoneticVC")
 
     # ------------------------------------------------------------ encode/decode
-    def encode(self, mel: torch.Tensor, speaker: torch.Tensor | None = None) -> PhoneticContent:
-        """Content of `mel` (B, n_mels, T); `speaker` is ignored (the encoder never sees it)."""
+    def encode(self, mel: torch.Tensor, speaker: torch.Tensor | None = None,
+               phones: torch.Tensor | None = None) -> PhoneticContent:
+        """Content of `mel` (B, n_mels, T); `speaker` is ignored (the encoder never sees it).
+
+        `phones` (B, T), indices of PHONES with -1 where unknown, replaces the recogniser's
+        posteriors by one-hot vectors of the known phones (e.g. a forced-aligned transcript,
+        `vc.transcript_phones`); the melody always comes from the encoder.
+        """
         logits, log_f0, voicing = self.encoder(self._check_mel(mel))
-        return PhoneticContent(torch.softmax(logits / self.temperature, dim=1), log_f0, torch.sigmoid(voicing))
+        posteriors = torch.softmax(logits / self.temperature, dim=1)
+        if phones is not None:
+            if phones.shape != posteriors[:, 0].shape:
+                raise ValueError(f"phone labels of shape {tuple(phones.shape)} do not match the mel's "
+                                 f"(batch, frames) {tuple(posteriors[:, 0].shape)}")
+            known = phones >= 0
+            onehot = F.one_hot(phones.clamp_min(0).long(), posteriors.shape[1]).transpose(1, 2).to(posteriors.dtype)
+            posteriors = torch.where(known[:, None], onehot, posteriors)
+        return PhoneticContent(posteriors, log_f0, torch.sigmoid(voicing))
+
+    def convert(self, mel: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
+                phones: torch.Tensor | None = None) -> torch.Tensor:
+        """`mel` (B, n_mels, T) re-spoken by `target`, optionally with known `phones` (see encode)."""
+        return self.decode(self.encode(mel, source, phones), target)
 
     def decode(self, content: PhoneticContent, speaker: torch.Tensor) -> torch.Tensor:
         """Log-mel (B, n_mels, T) of `content` spoken by `speaker` (B, embedding_dim)."""

