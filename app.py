@@ -265,6 +265,11 @@ def warm_up(app: gr.Blocks) -> None:
     def load():
         converter = registry.converter(registry.default_converter, registry.default_vocoder)
         converter.speaker_encoder  # noqa: B018 - loads the GE2E weights
+        if converter.transcript is not None:
+            try:
+                converter.transcript.load()  # Whisper and the aligner: about two seconds
+            except VoicelabError:  # no Whisper weights: converting says so and goes on without
+                pass
         if registry.default_cloner in registry.cloner_names():
             try:
                 registry.cloner(registry.default_cloner, registry.default_vocoder)

@@ -20,7 +20,7 @@ import time
 
 from .common import BenchmarkError, Settings, Speech, in_fresh_process, peak_rss_mb, synchronizer, timed
 
-STAGES = ("decode", "speaker", "conversion", "vocoder")
+STAGES = ("decode", "speaker", "transcript", "conversion", "vocoder")
 CHUNK_SECONDS = 16.0  # VoiceConverter.convert's default
 
 
@@ -93,9 +93,17 @@ def staged(converter, source, references, sync) -> dict[str, float]:
         source_speaker = speaker([src], [mel]) if model.uses_source_speaker else target
         sync()
         marks.append(time.perf_counter())
+        # transcript guidance and phone matching (the phonetic default): Whisper + the aligner
+        phones = converter.phones_of(src, mel.shape[-1])
+        if converter.phone_matching is not None:
+            ref_labels = [converter.frame_phones(m, converter.phones_of(r, m.shape[-1])) for r, m in zip(refs, ref_mels)]
+        marks.append(time.perf_counter())
         chunk = max(64, int(CHUNK_SECONDS * converter.mel_config.frame_rate))
         converted = converter.convert_mel(mel, source_speaker, target, chunk_frames=chunk,
-                                          overlap_frames=min(64, chunk // 4))
+                                          overlap_frames=min(64, chunk // 4), phones=phones)
+        if converter.phone_matching is not None:
+            converted = converter.phone_matching.refine(converted, converter.frame_phones(mel, phones),
+                                                        ref_mels, ref_labels)
         sync()
         marks.append(time.perf_counter())
         converter.vocode(converted)

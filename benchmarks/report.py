@@ -10,7 +10,7 @@ from pathlib import Path
 
 FORMAT = "voicelab-benchmarks"
 VERSION = 1
-STAGES = ("decode", "speaker", "conversion", "vocoder")
+STAGES = ("decode", "speaker", "transcript", "conversion", "vocoder")
 
 
 def write(results: dict, out: Path) -> tuple[Path, Path]:
@@ -103,7 +103,7 @@ def _chains(body: dict) -> list[str]:
     for chain in body["chains"]:
         name = f"{chain['model']} + {chain['vocoder']}"
         if "error" in chain:
-            rows.append([name, "–", f"failed: {chain['error']}", *["–"] * 6])
+            rows.append([name, "–", f"failed: {chain['error']}", *["–"] * 7])
             continue
         for item in chain["inputs"]:
             shares = item["stage_shares"]
@@ -113,11 +113,12 @@ def _chains(body: dict) -> list[str]:
                          _f(chain["loaded_rss_mb"], 0)])
     lines = [f"## {TITLES['chains']}", "",
              f"Inputs: {body['inputs']}. Speed: seconds of input audio per second of compute, end to end "
-             "(`VoiceConverter.convert`: decode, speaker embedding, conversion, vocoder; the fastest of the "
+             "(`VoiceConverter.convert`: decode, speaker embedding, transcript (Whisper and the aligner, on the "
+             "source and, for phone matching, the references), conversion, vocoder; the fastest of the "
              "repeats after one untimed conversion); the stage shares come from as many conversions made "
              "step by step (each stage's fastest). Peak RSS: the chain's own process (models loaded first, "
              "shortest input first).", "",
-             *_table(["chain", "input", "audio s / compute s", "× GL-32", "decode", "speaker", "conversion",
+             *_table(["chain", "input", "audio s / compute s", "× GL-32", "decode", "speaker", "transcript", "conversion",
                       "vocoder", "peak RSS (MiB)", "loaded (MiB)"], rows)]
     if body.get("unavailable"):
         lines += ["Not available: " + "; ".join(f"{k} ({v})" for k, v in body["unavailable"].items()), ""]

@@ -64,7 +64,7 @@ def test_chains_cover_every_shipped_pair_with_stages_and_memory(tiny_run):
         assert "error" not in chain, chain
         assert [i["seconds"] for i in chain["inputs"]] == [2.0, 4.0]
         for item in chain["inputs"]:
-            assert set(item["stage_shares"]) == {"decode", "speaker", "conversion", "vocoder"}
+            assert set(item["stage_shares"]) == {"decode", "speaker", "transcript", "conversion", "vocoder"}
             assert sum(item["stage_shares"].values()) == pytest.approx(1.0)
             assert item["speed"] > 0 and item["vs_reference"] > 0 and item["peak_rss_mb"] > 0
 

@@ -59,6 +59,23 @@ def test_nothing_heard_gives_no_labels(real_speech):
     assert TranscriptPhones(KnownText("  ...  ")).labels(_clip(real_speech), 100, 86.13) is None
 
 
+def test_a_clip_is_transcribed_once(real_speech):
+    class Counting(KnownText):
+        calls = 0
+
+        def transcribe(self, audio):
+            Counting.calls += 1
+            return super().transcribe(audio)
+
+    guide = TranscriptPhones(Counting(SIX_SPOONS), cache_size=1)
+    clip = _clip(real_speech)
+    first = guide.labels(clip, 500, 86.13)
+    assert guide.labels(clip, 500, 86.13) is first and Counting.calls == 1
+    guide.labels(_clip(real_speech, 16000), 500, 86.13)       # another clip pushes it out
+    guide.labels(clip, 500, 86.13)
+    assert Counting.calls == 3
+
+
 def test_whisper_transcript_guides_the_phones(real_speech):
     from vc.asr import whisper_available
     if not whisper_available("base"):

@@ -49,7 +49,7 @@ def _train(args: argparse.Namespace) -> None:
     from .config import load_run_config
     run = load_run_config(SYNTHESIZERS.get(args.family, args.family), args.config)
     overrides = {name: getattr(args, name) for name in (
-        "seed", "batch_size", "checkpoint_every", "sample_every", "validate_every", "log_every")
+        "seed", "batch_size", "checkpoint_every", "sample_every", "validate_every", "log_every", "init_from")
         if getattr(args, name) is not None}
     run.train = dataclasses.replace(run.train, **overrides)  # checks the settings again
     options = dict(resume=args.resume, cache_dir=args.cache, push_to_hub=args.push_to_hub,
@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
         p.add_argument("--seed", type=_number("int", 0))
         p.add_argument("--batch-size", type=_number("int", 1))
+        p.add_argument("--init-from", metavar="MODEL",
+                       help="start from this model's weights (folder, run or checkpoints/ name): fine-tuning")
         for name in ("checkpoint-every", "sample-every", "validate-every", "log-every"):
             p.add_argument(f"--{name}", type=_number("int", 1), metavar="STEPS")
         p.add_argument("--quiet", action="store_true", help="no progress bars")

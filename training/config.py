@@ -33,6 +33,8 @@ class TrainConfig:
         log_every, validate_every, sample_every, checkpoint_every: intervals in steps.
         val_fraction: fraction of speakers held out for validation and samples.
         seed: seeds the model initialisation, the batches and the split.
+        init_from: a model folder, training run or checkpoints/ name whose weights start the
+            run (fine-tuning; its model type and shapes must match), instead of random ones.
     """
 
     batch_size: int = 8
@@ -49,8 +51,11 @@ class TrainConfig:
     checkpoint_every: int = 500
     val_fraction: float = 0.1
     seed: int = 0
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
+        if self.init_from is not None and not isinstance(self.init_from, str):
+            raise ValueError(f"train setting init_from must be a model folder or name, got {self.init_from!r}")
         if self.schedule not in ("noam", "cosine", "constant"):
             raise ValueError(f"schedule must be noam, cosine or constant, got {self.schedule!r}")
         for name, (low, high, kind) in _RANGES.items():

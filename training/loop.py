@@ -158,6 +158,18 @@ class Trainer:
         torch.manual_seed(self.config.seed)
         return cls(**settings)
 
+    @staticmethod
+    def _initialise_from(model: ConversionModel, name: str) -> None:
+        """Start from the weights of a published model (strictly: same type, same shapes)."""
+        from vc.hub import load_model
+        from vc.pipeline import resolve_run_folder
+
+        start = load_model(resolve_run_folder(name))
+        if type(start) is not type(model):
+            raise CheckpointError(f"init_from {name!r} is a {type(start).__name__}; this run trains a "
+                                  f"{type(model).__name__}")
+        model.load_weights({k: v.float() for k, v in start.state_dict().items()}, source=f"init_from {name!r}")
+
     def _prepare_data(self, mel_config, frame_targets: Sequence[str] = ()
                       ) -> tuple[list[UtteranceFeatures], list[UtteranceFeatures], list[str]]:
         utterances = load_utterances(self.data)
@@ -181,6 +193,8 @@ class Trainer:
         self.speakers = speakers
         model = self._build_model(n_speakers=len(speakers))
         cfg = self.config
+        if state is None and cfg.init_from:
+            self._initialise_from(model, cfg.init_from)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, cfg, self.steps))

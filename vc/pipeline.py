@@ -195,9 +195,9 @@ class VoiceConverter(_LazySpeakerEncoder):
                                      overlap_frames=min(64, chunk // 4), progress=progress, phones=phones)
         if self.phone_matching is not None:
             with torch.inference_mode():
-                labels = [self._frame_phones(m, self.phones_of(r, m.shape[-1]))
+                labels = [self.frame_phones(m, self.phones_of(r, m.shape[-1]))
                           for r, m in zip(refs, reference_mels)]
-                converted = self.phone_matching.refine(converted, self._frame_phones(mel, phones),
+                converted = self.phone_matching.refine(converted, self.frame_phones(mel, phones),
                                                        reference_mels, labels)
         if self.knn is not None:
             with torch.inference_mode():  # the reference mels computed once, above
@@ -213,7 +213,7 @@ class VoiceConverter(_LazySpeakerEncoder):
             progress(1.0, "done")
         return audio
 
-    def _frame_phones(self, mel: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
+    def frame_phones(self, mel: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
         """`known` labels, else the model's own most likely phone per frame."""
         return known if known is not None else self.model.content_frames(mel).codes
 

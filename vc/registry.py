@@ -36,7 +36,8 @@ WEIGHTLESS_VOCODERS = ("griffinlim",)
 class ModelEntry:
     """One model of the registry. Converters may also set `transcript` (a Whisper size whose
     transcript guides a phonetic converter, `vc.transcript_phones`) and `phone_matching` (true,
-    or the settings of `vc.phone_matching.PhoneMeanMatching`)."""
+    or the settings of `vc.phone_matching.PhoneMeanMatching`); cloners may set `phone_matching`
+    (their reference is then transcribed with `transcript`, default "base")."""
 
     name: str
     source: str
@@ -229,7 +230,10 @@ class ModelRegistry:
             key = (model, vocoder)
             if key not in self._loaded_cloners:
                 entry = self.cloners[model]
-                options = {"phonemizer": phonemizer, **self.cloner_options}
+                guidance = entry.converter_options(self._transcripts)
+                if "phone_matching" in guidance and "transcript" not in guidance:
+                    guidance["transcript"] = self._transcripts.get("base")  # it labels the reference
+                options = {"phonemizer": phonemizer, **guidance, **self.cloner_options}
                 self._loaded_cloners[key] = VoiceCloner.from_pretrained(
                     resolve_model_dir(entry.source, entry.revision), vocoder=self._vocoder_spec(vocoder),
                     device=self.device, speaker_encoder=encoder, **options)

@@ -15,7 +15,9 @@ and the converter falls back to its own recogniser.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -41,10 +43,14 @@ class TranscriptPhones:
             `transcribe(audio) -> str` method.
         beam_size: Whisper's beams (1, greedy: as accurate here at two thirds of the time).
         threads: Whisper's CPU threads (None: torch's setting).
+        cache_size: clips whose labels are remembered (by their samples), so a preset reference
+            voice or a source compared across models is transcribed once.
     """
 
-    def __init__(self, whisper="base", beam_size: int = 1, threads: int | None = None):
+    def __init__(self, whisper="base", beam_size: int = 1, threads: int | None = None, cache_size: int = 64):
         self._whisper_spec, self.beam_size, self.threads = whisper, beam_size, threads
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple, PhoneLabels | None] = OrderedDict()
         self._recogniser = whisper if hasattr(whisper, "transcribe") else None
         self._aligner: ForcedAligner | None = None
         self._lock = threading.Lock()  # pocketsphinx's decoder is not thread-safe
@@ -73,6 +79,19 @@ class TranscriptPhones:
     def labels(self, audio: Audio, frames: int, frame_rate: float) -> PhoneLabels | None:
         """Phone labels for the `frames` mel frames (at `frame_rate`) of `audio`, or None when
         Whisper hears no words in it or its transcript cannot be aligned."""
+        key = (hashlib.sha1(audio.samples.tobytes()).hexdigest(), audio.sample_rate, frames, float(frame_rate))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        found = self._labels(audio, frames, frame_rate)
+        with self._lock:
+            self._cache[key] = found
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return found
+
+    def _labels(self, audio: Audio, frames: int, frame_rate: float) -> PhoneLabels | None:
         text = self.transcribe(audio)
         if not transcript_words(text):
             return None

@@ -144,6 +144,10 @@ class PhoneticVC(ConversionModel):
         temperature: posteriors are softmax(logits / temperature) for the decoder (above 1
             keeps more of the recogniser's uncertainty, which helps where it is wrong).
         pitch_weight, voicing_weight: loss weights of the melody targets.
+        label_input: in training, the fraction of utterances whose decoder input is the one-hot
+            phones of their labelled frames (the aligned transcript) instead of the recogniser's
+            posteriors, so the decoder also learns the input transcript guidance gives it
+            (`encode(..., phones=)`); 0 trains on posteriors only.
     """
 
     model_type = "ppgvc"
@@ -164,7 +168,7 @@ class PhoneticVC(ConversionModel):
                  encoder_rnn: int = 128, decoder_channels: int = 192, decoder_layers: int = 4,
                  decoder_rnn: int = 160, postnet_channels: int = 192, embedding_dim: int = 256,
                  warp: float = 0.12, temperature: float = 1.0, pitch_weight: float = 0.5,
-                 voicing_weight: float = 0.2):
+                 voicing_weight: float = 0.2, label_input: float = 0.0):
         super().__init__()
         self.mel = as_dataclass(MelConfig, mel)
         self.init_kwargs["mel"] = self.mel
@@ -175,11 +179,14 @@ class PhoneticVC(ConversionModel):
             problems.append(f"warp must be in [0, 0.5), got {warp}")
         if temperature <= 0 or mel_std <= 0:
             problems.append("temperature and mel_std must be positive")
+        if not 0.0 <= label_input <= 1.0:
+            problems.append(f"label_input must be in [0, 1], got {label_input}")
         if problems:
             raise ValueError("invalid PhoneticVC settings: " + "; ".join(problems))
         self.mel_mean, self.mel_std = float(mel_mean), float(mel_std)
         self.embedding_dim, self.warp, self.temperature = embedding_dim, warp, temperature
         self.pitch_weight, self.voicing_weight = pitch_weight, voicing_weight
+        self.label_input = float(label_input)
         self.encoder = ContentEncoder(self.mel.n_mels, n_phones, encoder_channels, encoder_layers, encoder_rnn)
         self.decoder = Decoder(n_phones + 2, embedding_dim, self.mel.n_mels, decoder_channels,
                                decoder_layers, decoder_rnn, postnet_channels)
@@ -257,8 +264,13 @@ class PhoneticVC(ConversionModel):
         pitch = ((log_f0 - batch["lf0"].float()).abs() * voiced).sum() / voiced.sum().clamp_min(1.0)
         voicing_loss = F.binary_cross_entropy_with_logits(voicing, voiced)
 
-        content = PhoneticContent(torch.softmax(logits.detach() / self.temperature, dim=1),
-                                  log_f0.detach(), torch.sigmoid(voicing.detach()))
+        posteriors = torch.softmax(logits.detach() / self.temperature, dim=1)
+        if self.training and self.label_input > 0:
+            chosen = torch.rand(phones.shape[0], 1, device=phones.device) < self.label_input
+            use = (chosen & labelled)[:, None]
+            onehot = F.one_hot(phones.clamp_min(0), posteriors.shape[1]).transpose(1, 2).to(posteriors.dtype)
+            posteriors = torch.where(use, onehot, posteriors)
+        content = PhoneticContent(posteriors, log_f0.detach(), torch.sigmoid(voicing.detach()))
         coarse, fine = self.decoder(self._decoder_input(content), self._scaled(
             F.normalize(batch["embedding"].float(), dim=-1)))
         target = (mel - self.mel_mean) / self.mel_std
