@@ -107,3 +107,31 @@ def test_import_autovc_cli(tmp_path):
                              str(tmp_path / "junk.ckpt"), "--out", str(tmp_path / "x")],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_fine_tuning_from_a_published_model_on_aligned_phones(real_speech, tmp_path, feature_cache):
+    """--init-from starts a run from a model's weights (here with label_input: the decoder also
+    learns one-hot phones), resumes exactly, and refuses weights of another family."""
+    from vc.models.ppgvc import PhoneticVC
+
+    data = [real_speech / "vctk"]
+    start = tmp_path / "start"
+    PhoneticVC.from_preset("tiny").save_pretrained(start)
+    config = tmp_path / "ppgvc-finetune.json"
+    config.write_text(json.dumps({"model": {"preset": "tiny", "label_input": 0.5},
+                                  "train": {"batch_size": 2, "segment_frames": 64, "lr": 1e-9, "log_every": 1,
+                                            "validate_every": 2, "sample_every": 100, "checkpoint_every": 1,
+                                            "warmup_steps": 0, "ema_decay": 0.0, "schedule": "constant"}}))
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    result = train("ppgvc", data, whole, 2, feature_cache, "--init-from", str(start), config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tuned, initial = load_model(whole / "model"), load_model(start)
+    assert tuned.label_input == 0.5
+    for name, value in initial.state_dict().items():  # lr 1e-9: the weights it started from
+        assert torch.allclose(tuned.state_dict()[name], value, atol=1e-5), name
+    assert train("ppgvc", data, split, 1, feature_cache, "--init-from", str(start), config=config).returncode == 0
+    resumed = train("ppgvc", data, split, 2, feature_cache, "--init-from", str(start), "--resume", config=config)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert losses(split) == pytest.approx(losses(whole), rel=1e-5)
+    wrong = train("ppgvc", data, tmp_path / "wrong", 1, feature_cache, "--init-from", "hifigan-fast", config=config)
+    assert wrong.returncode == 2 and "init_from 'hifigan-fast'" in wrong.stderr
