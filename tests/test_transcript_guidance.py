@@ -216,3 +216,16 @@ def test_cli_converts_a_real_clip_with_the_shipped_phonetic_model(real_speech, t
                      "--out", str(out), "--vocoder", "hifigan-fast", *extra]) == 0
         audio = load_audio(out)
         assert 4.0 < audio.duration < 6.5 and abs(audio.samples).max() > 0.01
+
+
+def test_missing_whisper_weights_warn_and_convert_with_the_models_own_phones(real_speech, speaker_encoder,
+                                                                            monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    model = PhoneticVC.from_preset("tiny").eval()
+    converter = VoiceConverter(model, speaker_encoder=speaker_encoder, phone_matching=PhoneMeanMatching(),
+                               transcript=TranscriptPhones("someone/no-such-whisper"))
+    source = real_speech / "vctk" / "p225" / "p225_003.wav"
+    with pytest.warns(UserWarning, match="without transcript guidance"):
+        audio = converter.convert(source, real_speech / "vctk" / "p226" / "p226_003.wav")
+    assert audio.duration > 4.0 and abs(audio.samples).max() > 0

@@ -18,7 +18,7 @@ import torch
 from .audio import Audio, AudioSource, SpeechLimits, prepare_speech
 from .chunking import process_in_chunks
 from .devices import check_device
-from .errors import CheckpointError, ModelNotFoundError
+from .errors import CheckpointError, VoicelabError
 from .hub import load_model
 from .mel import MelConfig, MelSpectrogram
 from .models import ConversionModel
@@ -226,7 +226,7 @@ class VoiceConverter(_LazySpeakerEncoder):
             progress(0.0, "transcribing")
         try:
             found = self.transcript.labels(clip, frames, self.mel_config.frame_rate)
-        except ModelNotFoundError as error:
+        except VoicelabError as error:  # no Whisper weights, no faster-whisper or pocketsphinx
             self._transcript_missing = str(error)
             warnings.warn(f"converting without transcript guidance, which costs most of the words: {error}")
             return None
