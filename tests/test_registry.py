@@ -143,7 +143,8 @@ def test_the_shipped_registry_offers_the_synthesizer():
     assert registry.default_cloner == "synth-small" and "synth-small" in registry.cloners
     if not (REPO / "checkpoints" / "synth-small").is_dir():
         pytest.skip("checkpoints/synth-small is not there yet")
-    assert registry.cloner_names() == ["synth-small"]
+    assert registry.cloner_names() == ["synth-small", "synth-small-clear"]
+    assert registry.cloners["synth-small"].phone_matching == {} and registry.cloners["synth-small-clear"].phone_matching is None
 
 
 def test_converter_entries_carry_transcript_guidance_and_phone_matching(tmp_path, monkeypatch):

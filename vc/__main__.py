@@ -114,9 +114,14 @@ def _clone(args: argparse.Namespace) -> None:
         except (OSError, UnicodeDecodeError) as error:
             raise TextError(f"cannot read the text file '{args.text_file}': {error}; give a UTF-8 "
                             "text file") from None
+    matching = {}
+    if args.phone_matching:
+        from .phone_matching import PhoneMeanMatching
+        from .transcript_phones import TranscriptPhones
+        matching = {"phone_matching": PhoneMeanMatching(), "transcript": TranscriptPhones(args.transcript)}
     cloner = VoiceCloner.from_pretrained(args.model, vocoder=args.vocoder, device=device,
                                          reference_limits=_limits(args, SpeechLimits(max_duration=120.0)),
-                                         max_chars=args.max_chars)
+                                         max_chars=args.max_chars, **matching)
     cloner.sentences(args.text)  # text problems are reported before the reference is read
     with tqdm(total=100, desc="clone", unit="%") as bar:
         def progress(fraction: float, _what: str) -> None:
@@ -172,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     clone.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     clone.add_argument("--max-seconds", type=_positive(float), metavar="SECONDS",
                        help="longest reference clip accepted (default 120 s)")
+    clone.add_argument("--no-phone-matching", dest="phone_matching", action="store_false",
+                       help="do not match each phone's spectrum to the reference's (no Whisper needed)")
+    clone.add_argument("--transcript", default="base", metavar="WHISPER",
+                       help="the Whisper size (or folder) that transcribes the reference for phone matching")
     clone.set_defaults(run=_clone)
     args = parser.parse_args(argv)
     try:

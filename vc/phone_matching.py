@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 SILENCE_INDEX = 0  # vc.data.phones.PHONES[0]
 
@@ -41,16 +42,20 @@ class PhoneMeanMatching:
         prior_frames: reference frames of a phone at which its own shift and the average
             shift weigh equally.
         match_spread: also scale each band's standard deviation over speech to the reference's.
+        max_spread_ratio: the most the spread is scaled up or down.
+        smooth_frames: the per-phone shift is averaged over this many frames, so it changes
+            smoothly across phone boundaries instead of in steps (1: no smoothing).
     """
 
     prior_frames: float = 20.0
     match_spread: bool = True
     max_spread_ratio: float = 2.0
+    smooth_frames: int = 1
 
     def __post_init__(self):
-        if not self.prior_frames > 0 or not self.max_spread_ratio >= 1:
-            raise ValueError(f"prior_frames must be positive and max_spread_ratio at least 1; got "
-                             f"{self.prior_frames} and {self.max_spread_ratio}")
+        if not self.prior_frames > 0 or not self.max_spread_ratio >= 1 or self.smooth_frames < 1:
+            raise ValueError(f"prior_frames must be positive, max_spread_ratio and smooth_frames at least 1; "
+                             f"got {self.prior_frames}, {self.max_spread_ratio} and {self.smooth_frames}")
 
     def refine(self, converted: torch.Tensor, labels: torch.Tensor, reference_mels: Sequence[torch.Tensor],
                reference_labels: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -84,6 +89,10 @@ class PhoneMeanMatching:
             own = reference[:, there].mean(1) - out[:, here].mean(1)
             weight = count / (count + self.prior_frames)
             shift[:, here] = (weight * own + (1 - weight) * average)[:, None]
+        if self.smooth_frames > 1:
+            width = int(self.smooth_frames)
+            padded = F.pad(shift[None], (width // 2, width - 1 - width // 2), mode="replicate")
+            shift = F.avg_pool1d(padded, width, stride=1)[0]
         out = out + shift
         if self.match_spread:
             mean = out[:, speech_out].mean(1, keepdim=True)
