@@ -78,18 +78,14 @@ def _convert(args: argparse.Namespace) -> None:
     _check_inputs(args.source, *args.reference)
     limits = {"source_limits": _limits(args),
               "reference_limits": _limits(args, SpeechLimits(max_duration=120.0))}
-    from .hub import load_model
-    from .pipeline import resolve_run_folder
-    model = load_model(resolve_run_folder(args.model), device=device)
-    guidance = {}
-    if getattr(model, "accepts_phone_labels", False):  # the phonetic converter
-        from .phone_matching import PhoneMeanMatching
-        from .transcript_phones import TranscriptPhones
-        if args.transcript != "none":
-            guidance["transcript"] = TranscriptPhones(args.transcript)
-        if args.phone_matching:
-            guidance["phone_matching"] = PhoneMeanMatching()
-    converter = VoiceConverter(model, vocoder=args.vocoder, device=device, **limits, **guidance)
+    from .phone_matching import PhoneMeanMatching
+    from .transcript_phones import TranscriptPhones
+    transcript = None if args.transcript == "none" else TranscriptPhones(args.transcript)
+    # the transcript only guides models that take phone labels (the phonetic converter)
+    converter = VoiceConverter.from_pretrained(args.model, vocoder=args.vocoder, device=device,
+                                               transcript=transcript, **limits)
+    if args.phone_matching and converter.model.accepts_phone_labels:
+        converter.phone_matching = PhoneMeanMatching()
     with tqdm(total=100, desc="convert", unit="%") as bar:
         def progress(fraction: float, _what: str) -> None:
             bar.update(round(100 * fraction) - bar.n)
