@@ -79,6 +79,13 @@ def warp_frequency(mel: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     return gather(low) * (1 - weight) + gather(high) * weight
 
 
+def with_known_phones(posteriors: torch.Tensor, phones: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+    """posteriors (B, n_phones, T) with the frames where `use` (B, T) is true replaced by the
+    one-hot vectors of `phones` (B, T): what the decoder gets from a known transcript."""
+    onehot = F.one_hot(phones.clamp_min(0).long(), posteriors.shape[1]).transpose(1, 2).to(posteriors.dtype)
+    return torch.where(use[:, None], onehot, posteriors)
+
+
 class ContentEncoder(nn.Module):
     """Mel (B, n_mels, T) -> phone logits (B, n_phones, T), log-F0 z-score (B, T) and voicing
     logit (B, T)."""
@@ -211,9 +218,7 @@ class PhoneticVC(ConversionModel):
             if phones.shape != posteriors[:, 0].shape:
                 raise ValueError(f"phone labels of shape {tuple(phones.shape)} do not match the mel's "
                                  f"(batch, frames) {tuple(posteriors[:, 0].shape)}")
-            known = phones >= 0
-            onehot = F.one_hot(phones.clamp_min(0).long(), posteriors.shape[1]).transpose(1, 2).to(posteriors.dtype)
-            posteriors = torch.where(known[:, None], onehot, posteriors)
+            posteriors = with_known_phones(posteriors, phones, phones >= 0)
         return PhoneticContent(posteriors, log_f0, torch.sigmoid(voicing))
 
     def convert(self, mel: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
@@ -267,9 +272,7 @@ class PhoneticVC(ConversionModel):
         posteriors = torch.softmax(logits.detach() / self.temperature, dim=1)
         if self.training and self.label_input > 0:
             chosen = torch.rand(phones.shape[0], 1, device=phones.device) < self.label_input
-            use = (chosen & labelled)[:, None]
-            onehot = F.one_hot(phones.clamp_min(0), posteriors.shape[1]).transpose(1, 2).to(posteriors.dtype)
-            posteriors = torch.where(use, onehot, posteriors)
+            posteriors = with_known_phones(posteriors, phones, chosen & labelled)
         content = PhoneticContent(posteriors, log_f0.detach(), torch.sigmoid(voicing.detach()))
         coarse, fine = self.decoder(self._decoder_input(content), self._scaled(
             F.normalize(batch["embedding"].float(), dim=-1)))
