@@ -11,6 +11,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # 2 threads on a busy 2-core mach
 
 # the README's 30-voice corpus (the synthetic protocol's unseen voices live in its test split)
 python3 -m vc.data build-corpus --out data/corpus --voices 30 --sentences 20 --seed 0 --quiet
+# its train split (the vocoder fine-tune's synthetic voices)
+python3 -m vc.data subset --corpus data/corpus --split train --out data/train/corpus-train.jsonl
 # all 45 synthetic voices x 200 sentences; training keeps their train split minus data/corpus's test voices
 python3 -m vc.data build-corpus --out data/corpus-big --voices 45 --sentences 200 --seed 0 --quiet
 python3 -m vc.data subset --corpus data/corpus-big --split train --exclude-test-of data/corpus \

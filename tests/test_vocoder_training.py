@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import REPO
+from test_synthesizer import aligned_vctk  # noqa: F401 - a fixture: six VCTK clips aligned
 from training.gan import (
     Discriminators, MultiResolutionMelLoss, SpectrumLoss, discriminator_loss,
     feature_matching_loss, generator_adversarial_loss,
@@ -183,3 +184,63 @@ def test_import_hifigan_cli(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     model = load_model(tmp_path / "imported")
     assert model.model_type == "hifigan" and model.mel.sample_rate == 22050
+
+
+def test_guided_and_teacher_forced_mels_line_up_with_the_recording(aligned_vctk, feature_cache):
+    """The shipped PPG-VC told the aligned phones, and the shipped synthesizer teacher-forced on
+    the alignment, each give a mel frame for every recorded frame; matching each phone to the
+    utterance itself brings its speech closer to the recording, and both beat the utterance's
+    average speech frame by far (they follow the content in time)."""
+    from training.features import compute_features
+    from training.loop import load_utterances
+    from training.vocoder_data import load_mel_model, mel_model_targets, reconstructed_mels
+    from vc.phone_matching import PhoneMeanMatching
+    mel_config = MelConfig()
+    models = [load_mel_model(REPO / "checkpoints" / name, mel_config) for name in ("ppgvc-small", "synth-small")]
+    assert mel_model_targets(models) == ("f0", "phones")
+    features, _ = compute_features(load_utterances([str(aligned_vctk)]), mel_config, feature_cache,
+                                   progress=False, frame_targets=("phones", "f0"))
+    for model in models:
+        plain = reconstructed_mels(model, features, progress=False)
+        matched = reconstructed_mels(model, features, PhoneMeanMatching(), progress=False)
+        for f, a, b in zip(features, plain, matched):
+            assert a.shape == b.shape == f.mel.shape
+            speech = f.frames["phones"] > 0
+            truth = f.mel[:, speech]
+            average = (truth.mean(1, keepdim=True) - truth).abs().mean()
+            error, matched_error = (a[:, speech] - truth).abs().mean(), (b[:, speech] - truth).abs().mean()
+            assert matched_error < error and matched_error < 0.8 * average, (type(model).__name__, f.utterance.path.name)
+    # The phones are what the guided converter says: its own recogniser's guess gives another mel.
+    ppgvc = models[0]
+    guided = reconstructed_mels(ppgvc, features[:1], progress=False)[0]
+    speaker = torch.nn.functional.normalize(features[0].embedding, dim=0)
+    with torch.inference_mode():
+        own = ppgvc.convert(features[0].mel[None], speaker[None], speaker[None])[0]
+    assert (guided - own).abs().mean() > 0.05
+
+
+def test_fine_tune_from_a_vocoder_on_guided_synthesized_and_true_mels(aligned_vctk, tmp_path, feature_cache):
+    run = tmp_path / "gta"
+    config = tmp_path / "gta.json"
+    config.write_text(json.dumps({"model": {"preset": "fast"}, "train": {
+        "batch_size": 2, "segment_frames": 16, "lr": 1e-9, "log_every": 1, "validate_every": 2,
+        "sample_every": 2, "checkpoint_every": 2, "adversarial_start": 100, "val_fraction": 0.25}}))
+    command = [sys.executable, "-m", "training", "hifigan", "--data", str(aligned_vctk), "--config",
+               str(config), "--steps", "2", "--out", str(run), "--cache", str(feature_cache), "--quiet",
+               "--init-from", "checkpoints/hifigan-fast", "--match-phones",
+               "--mels-from", "checkpoints/ppgvc-small", "checkpoints/synth-small", "truth"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = json.loads((run / "run_config.json").read_text())
+    assert saved["mels_from"] == ["checkpoints/ppgvc-small", "checkpoints/synth-small", "truth"]
+    assert saved["match_phones"] is True
+    card = (run / "model" / "README.md").read_text()
+    assert "matched phone by phone" in card and "fine-tuned from checkpoints/hifigan-fast" in card
+    # At a vanishing learning rate the published weights are still the ones it started from.
+    start, tuned = load_model(REPO / "checkpoints" / "hifigan-fast"), load_model(run / "model")
+    for name, value in start.state_dict().items():
+        assert torch.allclose(value.float(), tuned.state_dict()[name].float(), atol=1e-3), name
+    # Matching needs a model's reconstructions to match.
+    bad = subprocess.run(command[:command.index("--match-phones") + 1] + ["--out", str(tmp_path / "bad")],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--mels-from" in bad.stderr and "Traceback" not in bad.stderr

@@ -57,7 +57,8 @@ def _train(args: argparse.Namespace) -> None:
                    progress=not args.quiet)
     if args.family in VOCODERS:
         from .vocoder_loop import VocoderTrainer
-        trainer = VocoderTrainer(run, args.data, args.out, args.steps, mels_from=args.mels_from, **options)
+        trainer = VocoderTrainer(run, args.data, args.out, args.steps, mels_from=args.mels_from,
+                                 match_phones=args.match_phones, **options)
     elif args.family in SYNTHESIZERS:
         from .synth_loop import SynthesizerTrainer
         trainer = SynthesizerTrainer(run, args.data, args.out, args.steps, **options)
@@ -149,9 +150,13 @@ def main(argv: list[str] | None = None) -> int:
                        help="tiny, fast, v3, v2, v1, or a .json file" if vocoder
                        else "small, paper, or a .json file")
         if vocoder:
-            p.add_argument("--mels-from", metavar="RUN_OR_MODEL",
-                           help="train on this conversion model's reconstructions of the training "
-                                "utterances instead of their true mels (fine-tuning)")
+            p.add_argument("--mels-from", metavar="RUN_OR_MODEL", nargs="+",
+                           help="train on these conversion models' or synthesizers' reconstructions "
+                                "of the training utterances instead of their true mels (fine-tuning); "
+                                "several are pooled, and 'truth' adds the true mels")
+            p.add_argument("--match-phones", action="store_true",
+                           help="match each reconstruction phone by phone to its utterance, as the "
+                                "demo's default chains match to the reference")
         p.add_argument("--steps", type=_number("int", 1), required=True, help="train until this step")
         p.add_argument("--out", required=True, help="the run folder")
         p.add_argument("--resume", action="store_true", help="continue the run in --out")

@@ -131,7 +131,8 @@ class Trainer:
             before = json.loads(saved.read_text())
             changed = [k for k in self.IDENTITY_KEYS if before.get(k) != now.get(k)]
             if changed:
-                names = ", ".join("--mels-from" if k == "mels_from" else k for k in changed)
+                names = ", ".join({"mels_from": "--mels-from", "match_phones": "--match-phones"}.get(k, k)
+                                 for k in changed)
                 raise CheckpointError(
                     f"'{self.out}' was trained with other settings ({names}; see {saved}); "
                     "resume with the same ones, or choose another --out")

@@ -1,10 +1,11 @@
 """Training data for vocoders: waveform segments with the mel frames they should come from.
 
 The mels are either the ground truth (computed from the waveform) or, for fine-tuning on what a
-conversion model really produces, that model's reconstruction of each training utterance in its
-own speaker's voice ("ground-truth-aligned" mels, as SV2TTS trains its vocoder). Either way frame
-f of a mel lines up with samples [f * hop, (f + 1) * hop) of the waveform, so a segment of F
-frames starting at frame f pairs with samples [f * hop, (f + F) * hop).
+conversion model or synthesizer really produces, that model's reconstruction of each training
+utterance in its own speaker's voice ("ground-truth-aligned" mels, as SV2TTS trains its vocoder),
+optionally matched phone by phone to the utterance as the demo matches to a reference. Either
+way frame f of a mel lines up with samples [f * hop, (f + 1) * hop) of the waveform, so a segment
+of F frames starting at frame f pairs with samples [f * hop, (f + F) * hop).
 """
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ import torch
 from tqdm.auto import tqdm
 
 from vc.audio import prepare_speech
+from vc.data.phones import PhoneSetError
 from vc.errors import CheckpointError
 from vc.hub import load_model
 from vc.mel import MelConfig
 from vc.models import ConversionModel
+from vc.models.synthesizer import DurationSynthesizer, alignment_tokens, phone_pitch
+from vc.phone_matching import PhoneMeanMatching
 from vc.pipeline import resolve_run_folder
 
 from .features import UtteranceFeatures, cache_key, save_atomically, speaker_embeddings
@@ -35,14 +39,15 @@ class VocoderItem:
 
 
 def load_waveforms(features: Sequence[UtteranceFeatures], mel: MelConfig, cache_dir: str | Path,
-                   progress: bool = True) -> list[torch.Tensor]:
-    """The prepared waveform (resampled, trimmed, level-normalised exactly as the cached mels
-    were made) of every utterance, cached on disk as 16-bit samples."""
+                   progress: bool = True, trim: bool = True) -> list[torch.Tensor]:
+    """The prepared waveform (resampled, level-normalised and, with `trim`, trimmed exactly as
+    the cached mels were made) of every utterance, cached on disk as 16-bit samples."""
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     waves = []
     for f in tqdm(features, desc="waveforms", unit="utt", disable=not progress):
-        entry = cache / f"{cache_key(f.utterance.path, mel)}.wav.npz"
+        key = cache_key(f.utterance.path, mel) if trim else cache_key(f.utterance.path, mel, ["untrimmed"])
+        entry = cache / f"{key}.wav.npz"
         samples = None
         if entry.exists():
             try:
@@ -51,20 +56,21 @@ def load_waveforms(features: Sequence[UtteranceFeatures], mel: MelConfig, cache_
             except (OSError, ValueError, KeyError):
                 entry.unlink(missing_ok=True)  # a damaged cache entry is recomputed
         if samples is None:
-            audio = prepare_speech(f.utterance.path, mel.sample_rate)
+            audio = prepare_speech(f.utterance.path, mel.sample_rate, trim=trim)
             samples = np.clip(np.round(audio.samples * 32767), -32768, 32767).astype(np.int16)
             save_atomically(entry, pcm=samples)
         waves.append(torch.from_numpy(samples.astype(np.float32) / 32767))
     return waves
 
 
-def load_mel_model(name: str | Path, mel: MelConfig) -> ConversionModel:
-    """The conversion model whose output mels a vocoder is fine-tuned on; its mel settings must
-    be the vocoder's."""
+def load_mel_model(name: str | Path, mel: MelConfig) -> ConversionModel | DurationSynthesizer:
+    """The conversion model or text-to-mel synthesizer whose output mels a vocoder is fine-tuned
+    on; its mel settings must be the vocoder's."""
     model = load_model(resolve_run_folder(name))
-    if not isinstance(model, ConversionModel):
+    if not isinstance(model, (ConversionModel, DurationSynthesizer)):
         raise CheckpointError(f"--mels-from '{name}' is a {type(model).__name__}, not a "
-                              "conversion model (AutoVC, VQVC+, VQ-VAE) run or folder")
+                              "conversion model (AutoVC, VQVC+, VQ-VAE, PPG-VC) or a synthesizer "
+                              "run or folder")
     differences = mel.mismatches(model.mel)
     if differences:
         raise CheckpointError(f"--mels-from '{name}' makes other mels than this vocoder takes: "
@@ -73,28 +79,76 @@ def load_mel_model(name: str | Path, mel: MelConfig) -> ConversionModel:
     return model.eval()
 
 
+def mel_model_targets(models: Sequence[ConversionModel | DurationSynthesizer]) -> tuple[str, ...]:
+    """The frame targets the models' reconstructions need: phone labels for a model that can
+    be told the phones (PPG-VC) and for the synthesizer (its tokens and durations), with F0
+    for the synthesizer's phone pitch. Those features are computed on untrimmed clips."""
+    targets: set[str] = set()
+    for model in models:
+        if isinstance(model, DurationSynthesizer):
+            targets.update(("phones", "f0"))
+        elif model.accepts_phone_labels:
+            targets.add("phones")
+    return tuple(sorted(targets))
+
+
+def _labels(f: UtteranceFeatures) -> torch.Tensor | None:
+    labels = f.frames.get("phones")
+    return labels if labels is not None and bool((labels >= 0).any()) else None
+
+
+def _synthesized(model: DurationSynthesizer, f: UtteranceFeatures, embedding: torch.Tensor
+                 ) -> torch.Tensor | None:
+    """The synthesizer's teacher-forced mel of an aligned utterance: its phones, their true
+    durations and pitch, so frame f still lines up with the recording (SV2TTS's GTA mels)."""
+    frames = f.mel.shape[-1]
+    try:
+        tokens, lengths = alignment_tokens(f.utterance.alignment, frames, model.mel.frame_rate,
+                                           f.utterance.extra.get("phoneset", "arpabet"))
+    except PhoneSetError:
+        return None
+    if len(tokens) < 3:
+        return None
+    pitch = phone_pitch(lengths, f.frames["lf0"], f.frames["voiced"])
+    out = model(torch.tensor([tokens]), embedding[None], torch.tensor([lengths]), pitch[None])
+    return out["post"][0, :, :frames].float()
+
+
 @torch.inference_mode()
-def reconstructed_mels(model: ConversionModel, features: Sequence[UtteranceFeatures],
-                       progress: bool = True) -> list[torch.Tensor]:
-    """Each utterance converted by `model` to its own speaker: what the model really outputs."""
+def reconstructed_mels(model: ConversionModel | DurationSynthesizer, features: Sequence[UtteranceFeatures],
+                       matching: PhoneMeanMatching | None = None, progress: bool = True
+                       ) -> list[torch.Tensor | None]:
+    """Each utterance said by `model` in its own speaker's voice: what the model really outputs.
+
+    A model that can be told the phones (PPG-VC) gets the utterance's aligned phones, as the
+    transcript-guided converter does; the synthesizer is teacher-forced on the alignment.
+    `matching` then moves the output phone by phone to the utterance's own spectrum, as the
+    demo's matching moves it to the reference's. An utterance the model cannot say (the
+    synthesizer on one with no alignment) gives None.
+    """
     per_speaker = speaker_embeddings(features)
     silence = math.log(model.mel.log_floor) if model.mel.compression == "log" else 0.0
-    out = []
-    for f in tqdm(features, desc="model mels", unit="utt", disable=not progress):
-        embedding = per_speaker[f.speaker_index][None] if model.speaker_input == "embedding" else None
-        speaker = model.speaker([f.mel], embedding)
-        frames = f.mel.shape[-1]
-        padded = -(-frames // model.frame_multiple) * model.frame_multiple
-        mel = torch.nn.functional.pad(f.mel, (0, padded - frames), value=silence)
-        out.append(model.convert(mel[None], speaker[None], speaker[None])[0, :, :frames].float())
+    out: list[torch.Tensor | None] = []
+    name = type(model).__name__
+    for f in tqdm(features, desc=f"{name} mels", unit="utt", disable=not progress):
+        embedding = per_speaker[f.speaker_index]
+        labels = _labels(f)
+        if isinstance(model, DurationSynthesizer):
+            mel = _synthesized(model, f, embedding) if f.utterance.alignment and labels is not None else None
+        else:
+            speaker = model.speaker([f.mel], embedding if model.speaker_input == "embedding" else None)
+            frames = f.mel.shape[-1]
+            padded = -(-frames // model.frame_multiple) * model.frame_multiple
+            source = torch.nn.functional.pad(f.mel, (0, padded - frames), value=silence)
+            phones = None
+            if model.accepts_phone_labels and labels is not None:
+                phones = torch.nn.functional.pad(labels, (0, padded - frames), value=-1)[None]
+            kwargs = {"phones": phones} if phones is not None else {}
+            mel = model.convert(source[None], speaker[None], speaker[None], **kwargs)[0, :, :frames].float()
+        if mel is not None and matching is not None and labels is not None:
+            mel = matching.refine(mel, labels, [f.mel], [labels])
+        out.append(mel)
     return out
-
-
-def vocoder_items(features: Sequence[UtteranceFeatures], waves: Sequence[torch.Tensor],
-                  mels: Sequence[torch.Tensor] | None = None) -> list[VocoderItem]:
-    if mels is None:
-        mels = [f.mel for f in features]
-    return [VocoderItem(f.utterance.path.name, m, w) for f, w, m in zip(features, waves, mels)]
 
 
 class VocoderBatches:

@@ -24,6 +24,7 @@ from vc.audio import Audio
 from vc.data import split_by_speaker
 from vc.hub import model_class
 from vc.mel import MelSpectrogram
+from vc.phone_matching import PhoneMeanMatching
 
 from .checkpoint import set_rng_state
 from .config import RunConfig
@@ -35,26 +36,53 @@ from .gan import (
 from .logs import RunLog
 from .loop import Trainer, load_utterances, lr_factor, update_ema
 from .vocoder_data import (
-    VocoderBatches, VocoderItem, load_mel_model, load_waveforms, reconstructed_mels, vocoder_items,
+    VocoderBatches, VocoderItem, load_mel_model, load_waveforms, mel_model_targets,
+    reconstructed_mels,
 )
 
 VALIDATION_ITEMS = 8
 SAMPLE_SECONDS = 4.0
 
 
-class VocoderTrainer(Trainer):
-    """Trains a vocoder; arguments as `training.loop.Trainer`, plus `mels_from` (a conversion
-    model run, folder or repo whose reconstructions replace the ground-truth input mels)."""
+GROUND_TRUTH = "truth"  # in `mels_from`: the true mels, pooled with the models' ones
 
-    IDENTITY_KEYS = ("family", "model", "mels_from")
+
+class VocoderTrainer(Trainer):
+    """Trains a vocoder; arguments as `training.loop.Trainer`, plus:
+
+    Args:
+        mels_from: conversion model or synthesizer runs, folders or repos whose reconstructions
+            of the training utterances replace the ground-truth input mels (one name, or
+            several whose (mel, waveform) pairs are pooled; "truth" adds the true mels).
+        match_phones: move each reconstruction phone by phone to its utterance's own spectrum
+            (`vc.phone_matching.PhoneMeanMatching`), as the demo's default chains match their
+            output to the reference: the vocoder learns the mels it will be given.
+    """
+
+    IDENTITY_KEYS = ("family", "model", "mels_from", "match_phones")
 
     def __init__(self, run: RunConfig, data: Sequence[str], out: str | Path, steps: int, *,
-                 mels_from: str | None = None, **options: Any):
+                 mels_from: str | Sequence[str] | None = None, match_phones: bool = False,
+                 **options: Any):
         super().__init__(run, data, out, steps, **options)
+        if isinstance(mels_from, (list, tuple)):
+            mels_from = list(mels_from) if len(mels_from) > 1 else (mels_from[0] if mels_from else None)
         self.mels_from = mels_from
+        self.match_phones = bool(match_phones)
+        if self.match_phones and not self.mels_from:
+            raise ValueError("--match-phones matches a model's reconstructions; give --mels-from")
+
+    @property
+    def mel_sources(self) -> list[str]:
+        if not self.mels_from:
+            return []
+        return [self.mels_from] if isinstance(self.mels_from, str) else list(self.mels_from)
 
     def _identity(self) -> dict[str, Any]:
-        return {**super()._identity(), "mels_from": self.mels_from}
+        identity = {**super()._identity(), "mels_from": self.mels_from}
+        if self.match_phones:  # absent when off, so earlier runs resume as they were
+            identity["match_phones"] = True
+        return identity
 
     def _prepare_data(self, generator) -> VocoderBatches:
         cfg, mel = self.config, generator.mel
@@ -62,16 +90,25 @@ class VocoderTrainer(Trainer):
         utterances = load_utterances(self.data)
         self.corpora = sorted({u.corpus for u in utterances})
         train_utts, val_utts = split_by_speaker(utterances, cfg.val_fraction, cfg.seed)
+        models = [load_mel_model(name, mel) for name in self.mel_sources if name != GROUND_TRUTH]
+        targets = mel_model_targets(models)
         features, self.speakers = compute_features(train_utts + val_utts, mel, self.cache_dir,
-                                                   progress=show)
-        waves = load_waveforms(features, mel, self.cache_dir, progress=show)
-        mels = None
-        if self.mels_from:
-            mels = reconstructed_mels(load_mel_model(self.mels_from, mel), features, progress=show)
-        items = vocoder_items(features, waves, mels)
+                                                   progress=show, frame_targets=targets)
+        waves = load_waveforms(features, mel, self.cache_dir, progress=show, trim=not targets)
+        matching = PhoneMeanMatching() if self.match_phones else None
         val_ids = {u.path for u in val_utts}
-        train = [i for i, f in zip(items, features) if f.utterance.path not in val_ids]
-        val = [i for i, f in zip(items, features) if f.utterance.path in val_ids]
+        train: list[VocoderItem] = []
+        val: list[VocoderItem] = []
+        loaded = iter(models)
+        pools = [None if name == GROUND_TRUTH else reconstructed_mels(next(loaded), features, matching, show)
+                 for name in self.mel_sources] or [None]
+        for mels in pools:
+            for f, wav, m in zip(features, waves, mels or [f.mel for f in features]):
+                if m is not None:  # None: an utterance that model cannot say
+                    (val if f.utterance.path in val_ids else train).append(VocoderItem(f.utterance.path.name, m, wav))
+        if not train:
+            raise ValueError("no training utterance has a mel to learn from; the synthesizer needs "
+                             "aligned speech (`python -m vc.data align`)")
         silence = math.log(mel.log_floor) if mel.compression == "log" else 0.0
         hop, rank = mel.hop_length, self.accelerator.process_index
         self.sample_item = (val or train)[0]
@@ -84,6 +121,8 @@ class VocoderTrainer(Trainer):
         state = self._check_run_folder()
         torch.manual_seed(cfg.seed)
         generator = model_class(self.run.family)(**self.run.model)
+        if state is None and cfg.init_from:
+            self._initialise_from(generator, cfg.init_from)
         discriminators = Discriminators(width=cfg.discriminator_width)
         batches = self._prepare_data(generator)
         betas = (cfg.adam_beta1, cfg.adam_beta2)
@@ -238,7 +277,14 @@ class VocoderTrainer(Trainer):
 
     def card_fields(self, step: int, log: RunLog | None, **_: Any) -> dict[str, Any]:
         cfg = self.config
-        source = f"reconstructed by {self.mels_from}" if self.mels_from else "ground truth"
+        source = "ground truth"
+        if self.mels_from:
+            names = [n if n != GROUND_TRUTH else "the ground truth" for n in self.mel_sources]
+            source = "reconstructed by " + " and ".join(names)
+            if self.match_phones:
+                source += ", matched phone by phone to each utterance"
+        if cfg.init_from:
+            source += f"; fine-tuned from {cfg.init_from}"
         head = ("an inverse-STFT head (magnitude and phase per bin, as in Vocos/iSTFTNet)"
                 if self.run.model.get("head") == "istft" else "transposed-convolution up-sampling")
         losses = ("the multi-resolution log-mel loss only (no adversarial steps yet)"
