@@ -134,7 +134,7 @@ def reconstructed_mels(model: ConversionModel | DurationSynthesizer, features: S
         embedding = per_speaker[f.speaker_index]
         labels = _labels(f)
         if isinstance(model, DurationSynthesizer):
-            mel = _synthesized(model, f, embedding) if f.utterance.alignment and labels is not None else None
+            mel = _synthesized(model, f, embedding) if labels is not None else None  # labels: it is aligned
         else:
             speaker = model.speaker([f.mel], embedding if model.speaker_input == "embedding" else None)
             frames = f.mel.shape[-1]

@@ -90,8 +90,8 @@ class VocoderTrainer(Trainer):
         utterances = load_utterances(self.data)
         self.corpora = sorted({u.corpus for u in utterances})
         train_utts, val_utts = split_by_speaker(utterances, cfg.val_fraction, cfg.seed)
-        models = [load_mel_model(name, mel) for name in self.mel_sources if name != GROUND_TRUTH]
-        targets = mel_model_targets(models)
+        models = {name: load_mel_model(name, mel) for name in self.mel_sources if name != GROUND_TRUTH}
+        targets = mel_model_targets(list(models.values()))
         features, self.speakers = compute_features(train_utts + val_utts, mel, self.cache_dir,
                                                    progress=show, frame_targets=targets)
         waves = load_waveforms(features, mel, self.cache_dir, progress=show, trim=not targets)
@@ -99,11 +99,10 @@ class VocoderTrainer(Trainer):
         val_ids = {u.path for u in val_utts}
         train: list[VocoderItem] = []
         val: list[VocoderItem] = []
-        loaded = iter(models)
-        pools = [None if name == GROUND_TRUTH else reconstructed_mels(next(loaded), features, matching, show)
-                 for name in self.mel_sources] or [None]
-        for mels in pools:
-            for f, wav, m in zip(features, waves, mels or [f.mel for f in features]):
+        for name in self.mel_sources or [GROUND_TRUTH]:  # each source adds its (mel, waveform) pairs
+            mels = ([f.mel for f in features] if name == GROUND_TRUTH
+                    else reconstructed_mels(models[name], features, matching, show))
+            for f, wav, m in zip(features, waves, mels):
                 if m is not None:  # None: an utterance that model cannot say
                     (val if f.utterance.path in val_ids else train).append(VocoderItem(f.utterance.path.name, m, wav))
         if not train:
