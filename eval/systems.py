@@ -162,9 +162,29 @@ OPTION_HELP = ("the options after MODEL+VOCODER, each after a '+': 'transcript[:
                "(per-phone mean matching to the reference), 'knn[:k=4,blend=0.5,min_similarity=0.5]'")
 
 
+_PHONEMATCH_KEYS = {"prior_frames": float, "smooth_frames": int, "max_spread_ratio": float,
+                    "match_spread": lambda value: bool(int(value))}
+
+
+def parse_phonematch(settings: str):
+    """`PhoneMeanMatching` from "prior_frames=20,smooth_frames=5" (empty: the defaults)."""
+    from vc.phone_matching import PhoneMeanMatching
+
+    values = {}
+    for item in filter(None, settings.split(",")):
+        key, _, value = item.partition("=")
+        if key not in _PHONEMATCH_KEYS or not value or key in values:
+            raise ValueError(f"bad phonematch setting {item!r}; use prior_frames=FLOAT, smooth_frames=INT, "
+                             "max_spread_ratio=FLOAT, match_spread=0 or 1, each once")
+        try:
+            values[key] = _PHONEMATCH_KEYS[key](value)
+        except ValueError:
+            raise ValueError(f"bad phonematch setting {item!r}: {value!r} is not a number") from None
+    return PhoneMeanMatching(**values)
+
+
 def parse_converter_options(text: str) -> dict:
     """`VoiceConverter` keyword arguments from a system spec's options ("transcript+phonematch")."""
-    from vc.phone_matching import PhoneMeanMatching
     from vc.transcript_phones import TranscriptPhones
 
     options: dict = {}
@@ -177,10 +197,7 @@ def parse_converter_options(text: str) -> dict:
         elif name == "transcript":
             options["transcript"] = TranscriptPhones(settings or "base")
         elif name == "phonematch":
-            key, _, value = settings.partition("=")
-            if settings and key != "prior_frames":
-                raise ValueError(f"bad phonematch setting {settings!r}; use prior_frames=FLOAT")
-            options["phone_matching"] = PhoneMeanMatching(float(value)) if settings else PhoneMeanMatching()
+            options["phone_matching"] = parse_phonematch(settings)
         else:
             raise ValueError(f"unknown system option {part!r}; {OPTION_HELP}")
     return options
@@ -195,7 +212,8 @@ def describe_converter_options(options: dict) -> tuple[str, list[str]]:
         identity.append(f"transcript:{guide.name}:beam{guide.beam_size}")
     if "phone_matching" in options:
         match = options["phone_matching"]
-        words.append(f"per-phone mean matching to the reference (prior {match.prior_frames:g} frames)")
+        smooth = "" if match.smooth_frames == 1 else f", shift smoothed over {match.smooth_frames} frames"
+        words.append(f"per-phone mean matching to the reference (prior {match.prior_frames:g} frames{smooth})")
         identity.append(repr(match))
     if "knn" in options:
         knn = options["knn"]

@@ -9,6 +9,7 @@
 # runs/lj-folder.json lj-50: held-out LJSpeech clips into the held-out real voices
 # runs/clone.json     clone-50: held-out sentences x unseen real and synthetic voices
 # data/protocols/reflen/protocol-{3,10,30}s.json  the reference-length curve
+# runs/dev.json       dev-40: training speakers only, for choosing settings (scripts/dev_protocol.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REAL=${1:-../shared/real-speech}
@@ -40,4 +41,5 @@ python3 -m eval clone-protocol --out runs/clone.json --trials 50 --seed 0 --root
     data/aligned/librispeech-train.jsonl data/piper/manifest.jsonl
 python3 scripts/reference_length_protocols.py --root "$REAL" --out data/protocols/reflen \
     --seconds 3 10 30 --sources-per-speaker 2 --trials 42
+python3 scripts/dev_protocol.py --root "$REAL" --out runs/dev.json
 echo "protocols ready under runs/ and data/protocols/"

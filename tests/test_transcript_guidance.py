@@ -138,7 +138,7 @@ def test_phone_mean_matching_known_answer():
     labels = torch.tensor([0, 0, 5, 5, 9, 9])
     ref = torch.full((2, 40), 1.0)                              # phone 5 in the reference: 30 frames at 1
     ref_labels = torch.tensor([0] * 10 + [5] * 30)
-    match = PhoneMeanMatching(prior_frames=10.0, match_spread=False)
+    match = PhoneMeanMatching(prior_frames=10.0, match_spread=False, smooth_frames=1)
     shifted = match.refine(out, labels, [ref], [ref_labels])
     average = ref[:, 10:].mean(1) - out[:, 2:].mean(1)           # over speech frames on both sides
     own = torch.tensor([1.0, 1.0]) - torch.tensor([2.0, 0.0])
@@ -157,6 +157,16 @@ def test_phone_mean_matching_known_answer():
     speech_a, speech_b = torch.ones(200, dtype=torch.long) * 5, torch.ones(300, dtype=torch.long) * 5
     spread = PhoneMeanMatching().refine(flat, speech_a, [lively], [speech_b])
     assert torch.allclose(spread.std(1), torch.minimum(lively.std(1), 2 * flat.std(1)), rtol=1e-4)
+    # smoothed over 5 frames (the default), the shift ramps across a boundary instead of stepping
+    long_labels = torch.tensor([5] * 20 + [9] * 20)
+    long_out = torch.zeros(2, 40)
+    step = PhoneMeanMatching(prior_frames=10.0, match_spread=False, smooth_frames=1)
+    ramp = PhoneMeanMatching(prior_frames=10.0, match_spread=False)
+    stepped = step.refine(long_out, long_labels, [ref], [ref_labels])
+    ramped = ramp.refine(long_out, long_labels, [ref], [ref_labels])
+    assert ramp.smooth_frames == 5
+    assert torch.allclose(ramped[:, :15], stepped[:, :15]) and torch.allclose(ramped[:, 25:], stepped[:, 25:])
+    assert torch.allclose(ramped[:, 19], stepped[:, 19] * 0.6 + stepped[:, 20] * 0.4)   # 3 of 5 frames before it
     with pytest.raises(ValueError, match="positive"):
         PhoneMeanMatching(prior_frames=0)
     with pytest.raises(ValueError, match="at least 1"):
