@@ -86,7 +86,7 @@ class ClonerSystem(CloneSystem):
         model, vocoder, options = _split_vocoder(spec)
         cloner_options = parse_converter_options(options)
         if set(cloner_options) - {"transcript", "phone_matching"}:
-            raise ValueError(f"{spec}: a cloner takes CLONER+VOCODER, optionally +phonematch[:prior_frames=N] "
+            raise ValueError(f"{spec}: a cloner takes CLONER+VOCODER, optionally +phonematch[:prior_frames=N,smooth_frames=N] "
                              f"(+transcript[:WHISPER_SIZE] for its reference phones); not {options!r}")
         if "phone_matching" in cloner_options and "transcript" not in cloner_options:
             from vc.transcript_phones import TranscriptPhones

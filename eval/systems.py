@@ -148,43 +148,44 @@ def parse_knn(text: str) -> KnnRefinement:
     name, _, settings = text.partition(":")
     if name != "knn":
         raise ValueError(f"{text!r} is not a kNN option; write 'knn' or 'knn:k=4,blend=0.5,min_similarity=0.5'")
+    return KnnRefinement(**_parse_settings(settings, _KNN_KEYS, "kNN"))
+
+
+def _flag(value: str) -> bool:
+    if value not in ("0", "1"):
+        raise ValueError(value)
+    return value == "1"
+
+
+_KINDS = {int: ("INT", "a whole number"), float: ("FLOAT", "a number"), _flag: ("0|1", "0 or 1")}
+_KNN_KEYS = {"k": int, "blend": float, "min_similarity": float}
+_PHONEMATCH_KEYS = {"prior_frames": float, "smooth_frames": int, "max_spread_ratio": float, "match_spread": _flag}
+
+
+def _parse_settings(settings: str, kinds: dict, what: str) -> dict:
+    """{"k": 4, "blend": 0.5} from "k=4,blend=0.5": each key once, its value read by its kind in
+    `kinds` (int, float or a 0/1 flag); anything else gets a message listing what works."""
+    usage = ", ".join(f"{key}={_KINDS[kind][0]}" for key, kind in kinds.items())
     values = {}
     for item in filter(None, settings.split(",")):
         key, _, value = item.partition("=")
-        if key not in ("k", "blend", "min_similarity") or not value:
-            raise ValueError(f"bad kNN setting {item!r}; use k=INT, blend=FLOAT, min_similarity=FLOAT")
-        values[key] = int(value) if key == "k" else float(value)
-    return KnnRefinement(**values)
+        if key not in kinds or not value or key in values:
+            raise ValueError(f"bad {what} setting {item!r}; use {usage}, each once")
+        try:
+            values[key] = kinds[key](value)
+        except ValueError:
+            raise ValueError(f"bad {what} setting {item!r}: {value!r} is not {_KINDS[kinds[key]][1]}") from None
+    return values
 
 
 OPTION_HELP = ("the options after MODEL+VOCODER, each after a '+': 'transcript[:WHISPER_SIZE]' (Whisper's "
-               "forced-aligned transcript gives the phonetic converter its phones), 'phonematch[:prior_frames=20]' "
+               "forced-aligned transcript gives the phonetic converter its phones), 'phonematch[:prior_frames=20,smooth_frames=5]' "
                "(per-phone mean matching to the reference), 'knn[:k=4,blend=0.5,min_similarity=0.5]'")
-
-
-_PHONEMATCH_KEYS = {"prior_frames": float, "smooth_frames": int, "max_spread_ratio": float,
-                    "match_spread": lambda value: bool(int(value))}
-
-
-def parse_phonematch(settings: str):
-    """`PhoneMeanMatching` from "prior_frames=20,smooth_frames=5" (empty: the defaults)."""
-    from vc.phone_matching import PhoneMeanMatching
-
-    values = {}
-    for item in filter(None, settings.split(",")):
-        key, _, value = item.partition("=")
-        if key not in _PHONEMATCH_KEYS or not value or key in values:
-            raise ValueError(f"bad phonematch setting {item!r}; use prior_frames=FLOAT, smooth_frames=INT, "
-                             "max_spread_ratio=FLOAT, match_spread=0 or 1, each once")
-        try:
-            values[key] = _PHONEMATCH_KEYS[key](value)
-        except ValueError:
-            raise ValueError(f"bad phonematch setting {item!r}: {value!r} is not a number") from None
-    return PhoneMeanMatching(**values)
 
 
 def parse_converter_options(text: str) -> dict:
     """`VoiceConverter` keyword arguments from a system spec's options ("transcript+phonematch")."""
+    from vc.phone_matching import PhoneMeanMatching
     from vc.transcript_phones import TranscriptPhones
 
     options: dict = {}
@@ -197,7 +198,7 @@ def parse_converter_options(text: str) -> dict:
         elif name == "transcript":
             options["transcript"] = TranscriptPhones(settings or "base")
         elif name == "phonematch":
-            options["phone_matching"] = parse_phonematch(settings)
+            options["phone_matching"] = PhoneMeanMatching(**_parse_settings(settings, _PHONEMATCH_KEYS, "phonematch"))
         else:
             raise ValueError(f"unknown system option {part!r}; {OPTION_HELP}")
     return options

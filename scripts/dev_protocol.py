@@ -2,7 +2,7 @@
 
     python scripts/dev_protocol.py [--root ../shared/real-speech] [--out runs/dev.json]
 
-Settings (matching strength, envelope order, ...) are chosen here, never on the held-out
+Settings (how strongly and how smoothly phones are matched, ...) are chosen here, never on the held-out
 protocols of reports/: LJSpeech training clips (texts known) are converted into LibriSpeech
 train-clean-100 speakers (one utterance of at least 11 s each, the reference). Every speaker
 here was seen in training, so absolute figures run higher than on unseen voices; only the

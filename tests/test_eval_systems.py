@@ -62,7 +62,8 @@ def test_system_options_after_the_vocoder():
     assert smooth == PhoneMeanMatching(prior_frames=10.0, smooth_frames=5, match_spread=False)
     assert "smoothed over 5 frames" in describe_converter_options({"phone_matching": smooth})[0]
     for bad, message in [("transcript+transcript", "twice"), ("phonematch:frames=3", "prior_frames=FLOAT"),
-                         ("phonematch:smooth_frames=x", "not a number"), ("phonematch:smooth_frames=0", "at least 1"),
+                         ("phonematch:smooth_frames=x", "not a whole number"),
+                         ("phonematch:match_spread=2", "not 0 or 1"), ("knn:k=x", "not a whole number"), ("phonematch:smooth_frames=0", "at least 1"),
                          ("reverb", "unknown system option 'reverb'"), ("knn:q=1", "bad kNN setting")]:
         with pytest.raises(ValueError, match=message):
             parse_converter_options(bad)
