@@ -62,6 +62,30 @@ def test_discriminators_judge_every_period_and_scale():
         assert score.shape[0] == 2 and len(features) >= 6
 
 
+def test_resolution_discriminators_judge_spectra_and_learn_to_tell_noise_from_tone():
+    """MPD + MRD: eight judges, and 50 steps teach each spectrogram judge to score a tone above noise."""
+    torch.manual_seed(0)
+    d = Discriminators(width=0.125, kind="mpd+mrd")
+    t = torch.arange(8192) / 16000
+    real = torch.sin(2 * torch.pi * 220 * t).repeat(2, 1) * 0.5
+    fake = torch.randn(2, 8192) * 0.1
+    assert len(d(real)) == 5 + 3  # periods 2, 3, 5, 7, 11 and three STFT resolutions
+    optimizer = torch.optim.AdamW(d.parameters(), 1e-3)
+    for _ in range(50):
+        optimizer.zero_grad()
+        discriminator_loss(d(real), d(fake)).backward()
+        optimizer.step()
+    with torch.no_grad():
+        real_scores = torch.stack([s.mean() for s, _ in d.mrd(real.unsqueeze(1))])
+        fake_scores = torch.stack([s.mean() for s, _ in d.mrd(fake.unsqueeze(1))])
+    assert bool((real_scores > fake_scores + 0.5).all())
+
+
+def test_unknown_discriminator_kind_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="mpd\\+msd, mpd\\+mrd"):
+        Discriminators(kind="msd")
+
+
 def test_generator_learns_a_real_clip(real_speech):
     """The fast preset, mel loss only, on one real utterance: the loss must fall to under half
     of where it started."""
@@ -89,12 +113,13 @@ def feature_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("vocoder-features")
 
 
-def train(data, out, steps, cache, *extra, preset="tiny", adversarial_start=1):
-    config = out.parent / f"hifigan-{preset}-test.json"
+def train(data, out, steps, cache, *extra, preset="tiny", adversarial_start=1,
+          discriminators="mpd+msd"):
+    config = out.parent / f"hifigan-{preset}-{discriminators}-test.json"
     config.write_text(json.dumps({"model": {"preset": preset}, "train": {
         "batch_size": 2, "segment_frames": 16, "log_every": 1, "validate_every": 2,
         "sample_every": 2, "checkpoint_every": 2, "adversarial_start": adversarial_start,
-        "discriminator_width": 0.125, "magnitude_loss_weight": 45.0, "phase_loss_weight": 100.0}}))
+        "discriminator_width": 0.125, "discriminators": discriminators, "magnitude_loss_weight": 45.0, "phase_loss_weight": 100.0}}))
     command = [sys.executable, "-m", "training", "hifigan", "--data", *map(str, data),
                "--config", str(config), "--steps", str(steps), "--out", str(out),
                "--cache", str(cache), "--quiet", *extra]
@@ -244,3 +269,18 @@ def test_fine_tune_from_a_vocoder_on_guided_synthesized_and_true_mels(aligned_vc
     bad = subprocess.run(command[:command.index("--match-phones") + 1] + ["--out", str(tmp_path / "bad")],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--mels-from" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_spectrogram_discriminators_resume_exactly(real_speech, tmp_path, feature_cache):
+    """The MPD + MRD pair (the CPU GAN fine-tune's) resumes mid-adversarial like MPD + MSD."""
+    data = [real_speech / "vctk"]
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert train(data, whole, 3, feature_cache, discriminators="mpd+mrd").returncode == 0
+    assert train(data, split, 2, feature_cache, discriminators="mpd+mrd").returncode == 0
+    resumed = train(data, split, 3, feature_cache, "--resume", discriminators="mpd+mrd")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole_log, split_log = logged(whole), logged(split)
+    assert whole_log[3][1] != ""
+    assert [split_log[s][0] for s in (1, 2, 3)] == pytest.approx([whole_log[s][0] for s in (1, 2, 3)], rel=1e-5)
+    state = torch.load(whole / "resume.pt", weights_only=True)
+    assert any(key.startswith("mrd.") for key in state["discriminators"])

@@ -114,6 +114,8 @@ class VocoderTrainConfig(TrainConfig):
         adversarial_start: train the generator on the mel loss alone until this step, then add
             the discriminators (a cheap warm-up where GAN steps are costly, as on a CPU).
         discriminator_width: scales every discriminator channel count (1.0: as published).
+        discriminators: "mpd+msd" as published, or "mpd+mrd" (multi-resolution spectrogram
+            discriminator in place of the multi-scale one: a GAN step ~3x cheaper on a CPU).
         mel_loss_weight: weight of the multi-resolution log-mel L1.
         magnitude_loss_weight, phase_loss_weight: for inverse-STFT heads, weights of the direct
             log-magnitude and phase losses (APNet's 45 and 100; 0 turns them off).
@@ -134,11 +136,18 @@ class VocoderTrainConfig(TrainConfig):
     checkpoint_every: int = 1000
     adversarial_start: int = 0
     discriminator_width: float = 1.0
+    discriminators: str = "mpd+msd"
     mel_loss_weight: float = 45.0
     magnitude_loss_weight: float = 0.0
     phase_loss_weight: float = 0.0
     adam_beta1: float = 0.8
     adam_beta2: float = 0.99
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.discriminators not in ("mpd+msd", "mpd+mrd"):
+            raise ValueError(f"train setting discriminators must be mpd+msd or mpd+mrd, "
+                             f"got {self.discriminators!r}")
 
 
 # Per family and preset: the training settings that go with the model preset of that name.

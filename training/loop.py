@@ -37,7 +37,7 @@ from .logs import RunLog, plot_losses, plot_mels
 VALIDATION_BATCHES = 4
 # Training settings a model card lists.
 CARD_SETTINGS = ("batch_size", "segment_frames", "lr", "schedule", "adversarial_start",
-                 "discriminator_width")
+                 "discriminator_width", "discriminators")
 DATASET_IDS = {"librispeech": "openslr/librispeech_asr", "vctk": "CSTR-Edinburgh/vctk",
                "libritts": "mythicinfinity/libritts", "ljspeech": "keithito/lj_speech"}
 

@@ -122,7 +122,7 @@ class VocoderTrainer(Trainer):
         generator = model_class(self.run.family)(**self.run.model)
         if state is None and cfg.init_from:
             self._initialise_from(generator, cfg.init_from)
-        discriminators = Discriminators(width=cfg.discriminator_width)
+        discriminators = Discriminators(width=cfg.discriminator_width, kind=cfg.discriminators)
         batches = self._prepare_data(generator)
         betas = (cfg.adam_beta1, cfg.adam_beta2)
         opt_g = torch.optim.AdamW(generator.parameters(), cfg.lr, betas, weight_decay=cfg.weight_decay)
