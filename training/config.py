@@ -105,6 +105,10 @@ def check_range(what: str, value: Any, low: Any = None, high: Any = None, kind: 
         raise ValueError(f"{what} must be {wanted}, got {value!r}")
 
 
+# What a vocoder's generator is judged by (training.gan.Discriminators).
+DISCRIMINATOR_KINDS = ("mpd+msd", "mpd+mrd")
+
+
 @dataclass
 class VocoderTrainConfig(TrainConfig):
     """How a vocoder trains: HiFi-GAN's settings by default (8192-sample segments, AdamW with
@@ -115,7 +119,8 @@ class VocoderTrainConfig(TrainConfig):
             the discriminators (a cheap warm-up where GAN steps are costly, as on a CPU).
         discriminator_width: scales every discriminator channel count (1.0: as published).
         discriminators: "mpd+msd" as published, or "mpd+mrd" (multi-resolution spectrogram
-            discriminator in place of the multi-scale one: a GAN step ~3x cheaper on a CPU).
+            discriminator in place of the multi-scale one: a discriminator pass ~2.5x cheaper
+            on a CPU).
         mel_loss_weight: weight of the multi-resolution log-mel L1.
         magnitude_loss_weight, phase_loss_weight: for inverse-STFT heads, weights of the direct
             log-magnitude and phase losses (APNet's 45 and 100; 0 turns them off).
@@ -145,8 +150,8 @@ class VocoderTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.discriminators not in ("mpd+msd", "mpd+mrd"):
-            raise ValueError(f"train setting discriminators must be mpd+msd or mpd+mrd, "
+        if self.discriminators not in DISCRIMINATOR_KINDS:
+            raise ValueError(f"train setting discriminators must be one of {', '.join(DISCRIMINATOR_KINDS)}, "
                              f"got {self.discriminators!r}")
 
 
