@@ -60,6 +60,7 @@ def main() -> None:
         ref_f0, ref_voiced = pitch(load_audio(references[0]).resample(rate).samples, rate, hop)
         line = [f"{trial['trial_id']} reference {ref_f0:5.0f} Hz voiced {ref_voiced:.2f}"]
         source_audio = load_audio(source).resample(rate)
+        expected = {"resynthesis": pitch(source_audio.samples, rate, hop)[0], "conversion": ref_f0}
         for name, chain in chains.items():
             with torch.inference_mode():
                 mel = chain.mel(source_audio.to_tensor())
@@ -67,8 +68,7 @@ def main() -> None:
                        "conversion": chain.convert(source, references).samples}
             for kind, samples in outputs.items():
                 f0, voiced = pitch(samples, rate, hop)
-                counts[(name, kind)][0] += semitones(f0, ref_f0) <= 2 if kind == "conversion" else \
-                    semitones(f0, pitch(source_audio.samples, rate, hop)[0]) <= 2
+                counts[(name, kind)][0] += semitones(f0, expected[kind]) <= 2
                 counts[(name, kind)][1] += semitones(f0, frame_rate) <= 0.5
                 line.append(f"{name} {kind} {f0:5.0f} Hz voiced {voiced:.2f}")
         print(" | ".join(line), flush=True)
