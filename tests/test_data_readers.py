@@ -222,6 +222,17 @@ def test_split_by_speaker_is_disjoint_and_seeded(tmp_path):
         split_by_speaker(utts[:3], 0.5)
 
 
+def test_split_keeps_shifted_copies_with_their_original_speaker(tmp_path):
+    plain = [Utterance(tmp_path / f"{s}.wav", f"spk{s}", None, None, "x") for s in range(10)]
+    shifted = [Utterance(tmp_path / f"{s}{c:+d}c.wav", f"spk{s}{c:+d}c", None, None, "x",
+                         extra={"shifted_from": f"spk{s}"}) for s in range(10) for c in (-200, 200)]
+    train, test = split_by_speaker(plain + shifted, test_fraction=0.2, seed=4)
+    assert split_by_speaker(plain, test_fraction=0.2, seed=4)[1] == [u for u in test if "c" not in u.speaker[3:]]
+    roots = lambda utts: {u.extra.get("shifted_from", u.speaker) for u in utts}
+    assert len(roots(test)) == 2 and not roots(train) & roots(test)
+    assert len(test) == 6  # each test speaker with both of its shifted copies
+
+
 # ------------------------------------------------------------------------------- sentences
 
 

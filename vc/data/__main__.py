@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 import time
 import warnings
@@ -68,12 +69,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="also drop every speaker that is in the test split of these corpora "
                              "(keeps an evaluation protocol's unseen voices unseen)")
 
+    shift = commands.add_parser("shift-speakers", help="more speakers from a manifest's clips, each shifted in "
+                                "pitch and formants (duration, text and alignment kept)")
+    shift.add_argument("--manifest", required=True, help="the clips to shift (.jsonl or .csv manifest)")
+    shift.add_argument("--out", required=True, help="output folder: wavs/ and manifest.jsonl (re-running resumes it)")
+    shift.add_argument("--cents", type=float, nargs="+", default=[-400, -200, 200, 400],
+                       help="the shifts, one new speaker per clip's speaker and shift (100 cents = a semitone)")
+    shift.add_argument("--quiet", action="store_true", help="no progress bar")
+
     args = parser.parse_args(argv)
     warnings.simplefilter("always")
     warnings.formatwarning = lambda message, *_args, **_kw: f"warning: {message}\n"
     try:
         return {"build-corpus": _build, "describe": _describe, "speaker-report": _report, "voices": _voices,
-                "align": _align, "subset": _subset, "build-piper": _build_piper}[args.command](args)
+                "align": _align, "subset": _subset, "build-piper": _build_piper,
+                "shift-speakers": _shift_speakers}[args.command](args)
     except VoicelabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -149,6 +159,21 @@ def _build_piper(args) -> int:
     if args.sentences < 1 or not 1 <= args.variants <= 6:
         raise VoicelabError("--sentences must be at least 1 and --variants between 1 and 6")
     print(f"wrote {build_piper_corpus(args.out, args.sentences, args.seed, args.variants, not args.quiet)}")
+    return 0
+
+
+def _shift_speakers(args) -> int:
+    from tqdm import tqdm
+
+    from vc.data.shifted_speakers import shift_speakers
+
+    start = time.monotonic()
+    with tqdm(desc="shifting", unit="clip", disable=args.quiet) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        manifest, rendered, reused = shift_speakers(Path(args.manifest), Path(args.out), args.cents, progress)
+    print(f"{manifest}: rendered {rendered}, reused {reused} in {time.monotonic() - start:.1f} s")
     return 0
 
 

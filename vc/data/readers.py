@@ -309,12 +309,15 @@ def split_by_speaker(
     """Split into (train, test) so no speaker is in both.
 
     About `test_fraction` of the speakers (at least one, when the fraction is above zero) go to
-    test, chosen by a seeded shuffle: the same inputs and seed give the same split.
+    test, chosen by a seeded shuffle: the same inputs and seed give the same split. A speaker
+    made from another by shifting its clips (`vc.data.shifted_speakers`, the `shifted_from`
+    field) goes wherever its original goes, so test never holds a copy of a training voice.
     """
     utterances = list(utterances)
-    test_speakers = set(choose_test_speakers((u.speaker for u in utterances), test_fraction, seed))
-    train = [u for u in utterances if u.speaker not in test_speakers]
-    test = [u for u in utterances if u.speaker in test_speakers]
+    root = lambda u: str(u.extra.get("shifted_from") or u.speaker)
+    test_speakers = set(choose_test_speakers((root(u) for u in utterances), test_fraction, seed))
+    train = [u for u in utterances if root(u) not in test_speakers]
+    test = [u for u in utterances if root(u) in test_speakers]
     return train, test
 
 
