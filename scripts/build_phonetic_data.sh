@@ -37,6 +37,18 @@ EOF
 python3 scripts/transcribe_corpus.py --corpus "$REAL/librispeech/train-clean-100" \
     --out data/aligned/librispeech-train-text.jsonl --threads 1
 python3 -m vc.data align --corpus data/aligned/librispeech-train-text.jsonl --out data/aligned/librispeech-train.jsonl --quiet
+# each LibriSpeech speaker shifted by -400/-200/+200/+400 cents: 980 more real-sounding voices
+python3 -m vc.data shift-speakers --manifest data/aligned/librispeech-train.jsonl --out data/shifted/librispeech \
+    --cents -400 -200 200 400 --quiet
+# the 2,386 synthetic clips (all 31 voices) the shifted-speaker fine-tunes were given, listed in training/configs
+python3 - <<'EOF'
+import json
+from pathlib import Path
+keep = set(Path("training/configs/corpus-big-train-quarter.txt").read_text().split())
+rows = Path("data/train/corpus-big-train.jsonl").read_text().splitlines()
+Path("data/train/corpus-big-train-quarter.jsonl").write_text(
+    "".join(line + "\n" for line in rows if json.loads(line)["path"].split("wavs/", 1)[1] in keep))
+EOF
 # Piper's joe voice and five shifted variants
 python3 -m vc.data build-piper --out data/piper --sentences 300 --variants 6 --quiet
 # held-out real clips aligned for real-speech ABX (never trained on)
