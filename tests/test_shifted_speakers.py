@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from vc.data.manifest import read_manifest
-from vc.data.shifted_speakers import shift_speakers
+from vc.data.shifted_speakers import shift_clip, shift_speakers
 from vc.errors import VoicelabError
 
 
@@ -54,3 +54,12 @@ def test_bad_shifts_are_refused_with_a_message(one_clip_manifest, tmp_path):
     result = subprocess.run([sys.executable, "-m", "vc.data", "shift-speakers", "--manifest", str(tmp_path / "none.jsonl"),
                              "--out", str(tmp_path / "o"), "--quiet"], capture_output=True, text=True)
     assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_clip_sox_cannot_read_is_refused_and_leaves_nothing_behind(tmp_path):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio at all")
+    out = tmp_path / "out" / "shifted.wav"
+    with pytest.raises(VoicelabError, match="sox failed on broken.wav"):
+        shift_clip(broken, out, 200)
+    assert not out.exists() and list(out.parent.iterdir()) == []

@@ -20,16 +20,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
 from vc.data.align import AlignmentError, ForcedAligner
 from vc.data.manifest import write_manifest
+from vc.data.sox_effects import pitch_effects, render_with_sox
 from vc.data.sentences import generate_sentences
 from vc.data.utterance import Utterance, parse_alignment
 from vc.errors import VoicelabError
-
-SAMPLE_RATE = 16000
 
 
 @dataclass(frozen=True)
@@ -134,18 +130,4 @@ def _render(items: list[tuple[str, Path]], length_scale: float, raw_dir: Path) -
 
 def _finish(raw: Path, path: Path, variant: PiperVariant) -> None:
     """sox effects of the variant, resampled to 16 kHz, written atomically."""
-    effects = []
-    if variant.shift_cents:
-        effects += ["pitch", f"{variant.shift_cents:.1f}"]
-    if variant.tempo != 1.0:
-        effects += ["tempo", "-s", f"{variant.tempo:.4f}"]
-    tmp = path.with_name(f".{path.name}.tmp.wav")
-    command = ["sox", "-V1", str(raw), "-b", "16", str(tmp), *effects, "rate", "-v", str(SAMPLE_RATE), "channels", "1"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    if result.returncode != 0:
-        raise VoicelabError(f"sox failed on {raw.name}: {result.stderr.strip()[-300:]}")
-    samples, _ = sf.read(tmp, dtype="float32")
-    if not np.isfinite(samples).all() or np.abs(samples).max() == 0:
-        tmp.unlink()
-        raise VoicelabError(f"{raw.name}: sox produced no usable audio")
-    os.replace(tmp, path)
+    render_with_sox(raw, path, pitch_effects(variant.shift_cents, variant.tempo), timeout=120)

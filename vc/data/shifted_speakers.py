@@ -14,21 +14,15 @@ Piper corpus's shifted variants (`vc.data.piper_corpus`).
 """
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-import soundfile as sf
-
 from vc.errors import VoicelabError
 from vc.data.manifest import read_manifest, write_manifest
+from vc.data.sox_effects import pitch_effects, render_with_sox
 from vc.data.utterance import Utterance
 
-SAMPLE_RATE = 16000
 MAX_CENTS = 1200.0
 
 
@@ -39,21 +33,7 @@ def shifted_speaker(speaker: str, cents: float) -> str:
 
 def shift_clip(source: Path, out: Path, cents: float) -> None:
     """`source` with its spectrum moved by `cents` (duration kept), 16 kHz mono, written atomically."""
-    if shutil.which("sox") is None:
-        raise VoicelabError("shifting speakers needs sox; install it (apt install sox, or scripts/setup.sh)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.wav")
-    command = ["sox", "-V1", str(source), "-b", "16", str(tmp), "pitch", f"{cents:.1f}",
-               "rate", "-v", str(SAMPLE_RATE), "channels", "1"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise VoicelabError(f"sox failed on {source}: {result.stderr.strip()[-300:]}")
-    samples, _ = sf.read(tmp, dtype="float32")
-    if samples.size == 0 or not np.isfinite(samples).all() or np.abs(samples).max() == 0:
-        tmp.unlink()
-        raise VoicelabError(f"{source}: sox produced no usable audio")
-    os.replace(tmp, out)
+    render_with_sox(source, out, pitch_effects(cents))
 
 
 def shift_speakers(manifest: Path, out: Path, cents: Sequence[float],
