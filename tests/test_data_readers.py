@@ -233,6 +233,26 @@ def test_split_keeps_shifted_copies_with_their_original_speaker(tmp_path):
     assert len(test) == 6  # each test speaker with both of its shifted copies
 
 
+def test_shifted_copies_read_from_their_own_manifest_still_split_with_their_original(tmp_path):
+    silence = np.zeros(1600, dtype="float32")
+    originals, copies = [], []
+    for s in range(10):
+        sf.write(tmp_path / f"{s}.wav", silence, 16000)
+        originals.append({"path": f"{s}.wav", "speaker": f"spk{s}", "corpus": "librispeech"})
+        for c in (-200, 200):
+            sf.write(tmp_path / f"{s}{c:+d}c.wav", silence, 16000)
+            copies.append({"path": f"{s}{c:+d}c.wav", "speaker": f"spk{s}{c:+d}c", "corpus": "librispeech",
+                           "shifted_from": f"spk{s}"})
+    for name, rows in (("real.jsonl", originals), ("shifted.jsonl", copies)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mixed = read_corpora([tmp_path / "real.jsonl", tmp_path / "shifted.jsonl"])
+    speakers = {u.speaker for u in mixed}
+    assert all(u.extra["shifted_from"] in speakers for u in mixed if "shifted_from" in u.extra)
+    train, test = split_by_speaker(mixed, test_fraction=0.2, seed=4)
+    roots = lambda utts: {u.extra.get("shifted_from", u.speaker) for u in utts}
+    assert len(roots(test)) == 2 and not roots(train) & roots(test) and len(test) == 6
+
+
 # ------------------------------------------------------------------------------- sentences
 
 

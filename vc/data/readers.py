@@ -91,10 +91,21 @@ def read_corpora(sources: Sequence[str | os.PathLike], names: Sequence[str] | No
         labels = [f"{label}-{Path(src).name}" if counts[label] > 1 else label for label, src in zip(labels, sources)]
     if len(set(labels)) != len(labels):
         raise VoicelabError(f"corpus names must differ so speaker ids stay apart; got {labels}")
+    # a shifted copy names its original by the original's new id, so that `split_by_speaker`
+    # still keeps the two together when they come from different sources
+    new_ids = {}
+    for label, utts in zip(labels, loaded):
+        for utt in utts:
+            if "shifted_from" not in utt.extra:
+                new_ids.setdefault((utt.corpus, utt.speaker), f"{label}:{utt.speaker}")
     mixed = []
     for label, utts in zip(labels, loaded):
         for utt in utts:
-            mixed.append(Utterance(utt.path, f"{label}:{utt.speaker}", utt.text, utt.alignment, label, utt.extra))
+            extra = utt.extra
+            if "shifted_from" in extra:
+                original = str(extra["shifted_from"])
+                extra = {**extra, "shifted_from": new_ids.get((utt.corpus, original), f"{label}:{original}")}
+            mixed.append(Utterance(utt.path, f"{label}:{utt.speaker}", utt.text, utt.alignment, label, extra))
     return mixed
 
 
