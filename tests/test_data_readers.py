@@ -253,6 +253,15 @@ def test_shifted_copies_read_from_their_own_manifest_still_split_with_their_orig
     assert len(roots(test)) == 2 and not roots(train) & roots(test) and len(test) == 6
 
 
+def test_two_manifests_of_one_name_get_their_folders_in_the_corpus_names(tmp_path):
+    for folder in ("shifted-a", "shifted-b"):
+        (tmp_path / folder).mkdir()
+        sf.write(tmp_path / folder / "x.wav", np.zeros(1600, dtype="float32"), 16000)
+        (tmp_path / folder / "manifest.jsonl").write_text(json.dumps({"path": "x.wav", "speaker": "s1", "corpus": "vctk"}) + "\n")
+    mixed = read_corpora([tmp_path / "shifted-a" / "manifest.jsonl", tmp_path / "shifted-b" / "manifest.jsonl"])
+    assert sorted(u.speaker for u in mixed) == ["vctk-shifted-a-manifest.jsonl:s1", "vctk-shifted-b-manifest.jsonl:s1"]
+
+
 # ------------------------------------------------------------------------------- sentences
 
 

@@ -88,7 +88,11 @@ def read_corpora(sources: Sequence[str | os.PathLike], names: Sequence[str] | No
         counts = defaultdict(int)
         for label in labels:
             counts[label] += 1
-        labels = [f"{label}-{Path(src).name}" if counts[label] > 1 else label for label, src in zip(labels, sources)]
+        kinds = labels
+        labels = [f"{kind}-{Path(src).name}" if counts[kind] > 1 else kind for kind, src in zip(kinds, sources)]
+        if len(set(labels)) != len(labels):  # e.g. two folders' manifest.jsonl: name the folders too
+            labels = [f"{kind}-{Path(src).parent.name}-{Path(src).name}" if labels.count(label) > 1 else label
+                      for kind, label, src in zip(kinds, labels, sources)]
     if len(set(labels)) != len(labels):
         raise VoicelabError(f"corpus names must differ so speaker ids stay apart; got {labels}")
     # a shifted copy names its original by the original's new id, so that `split_by_speaker`
