@@ -40,7 +40,7 @@ python3 -m vc.data align --corpus data/aligned/librispeech-train-text.jsonl --ou
 # each LibriSpeech speaker shifted by -400/-200/+200/+400 cents: 980 more real-sounding voices
 python3 -m vc.data shift-speakers --manifest data/aligned/librispeech-train.jsonl --out data/shifted/librispeech \
     --cents -400 -200 200 400 --quiet
-# and by -500/-300/+300/+500 cents: 980 more (their own folder, so the shipped lists stay as they were)
+# and by -500/-300/+300/+500 cents: 980 more, the second fine-tune's voices (a folder of their own)
 python3 -m vc.data shift-speakers --manifest data/aligned/librispeech-train.jsonl --out data/shifted/librispeech-more \
     --cents -500 -300 300 500 --quiet
 # the 2,386 synthetic clips (all 31 voices) the shifted-speaker fine-tunes were given, listed in training/configs
