@@ -84,11 +84,12 @@ class ClonerSystem(CloneSystem):
         from vc.cloning import VoiceCloner
 
         model, vocoder, options = _split_vocoder(spec)
-        cloner_options = parse_converter_options(options)
-        if set(cloner_options) - {"transcript", "phone_matching"}:
+        cloner_options = parse_converter_options(options, cloner=True)
+        if set(cloner_options) - {"transcript", "phone_matching", "adaptation"}:
             raise ValueError(f"{spec}: a cloner takes CLONER+VOCODER, optionally +phonematch[:prior_frames=N,smooth_frames=N] "
-                             f"(+transcript[:WHISPER_SIZE] for its reference phones); not {options!r}")
-        if "phone_matching" in cloner_options and "transcript" not in cloner_options:
+                             f"and +adapt[:steps=N,learning_rate=X,interpolation=F] (+transcript[:WHISPER_SIZE] "
+                             f"for its reference phones); not {options!r}")
+        if {"phone_matching", "adaptation"} & set(cloner_options) and "transcript" not in cloner_options:
             from vc.transcript_phones import TranscriptPhones
             cloner_options["transcript"] = TranscriptPhones("base")
         try:

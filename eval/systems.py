@@ -160,6 +160,7 @@ def _flag(value: str) -> bool:
 _KINDS = {int: ("INT", "a whole number"), float: ("FLOAT", "a number"), _flag: ("0|1", "0 or 1")}
 _KNN_KEYS = {"k": int, "blend": float, "min_similarity": float}
 _PHONEMATCH_KEYS = {"prior_frames": float, "smooth_frames": int, "max_spread_ratio": float, "match_spread": _flag}
+_ADAPT_KEYS = {"steps": int, "learning_rate": float, "interpolation": float}
 
 
 def _parse_settings(settings: str, kinds: dict, what: str) -> dict:
@@ -180,18 +181,23 @@ def _parse_settings(settings: str, kinds: dict, what: str) -> dict:
 
 OPTION_HELP = ("the options after MODEL+VOCODER, each after a '+': 'transcript[:WHISPER_SIZE]' (Whisper's "
                "forced-aligned transcript gives the phonetic converter its phones), 'phonematch[:prior_frames=20,smooth_frames=5]' "
-               "(per-phone mean matching to the reference), 'knn[:k=4,blend=0.5,min_similarity=0.5]'")
+               "(per-phone mean matching to the reference), 'knn[:k=4,blend=0.5,min_similarity=0.5]', and for "
+               "cloners 'adapt[:steps=40,learning_rate=0.0003,interpolation=0.5]' (a few training steps on "
+               "the reference first)")
 
 
-def parse_converter_options(text: str) -> dict:
-    """`VoiceConverter` keyword arguments from a system spec's options ("transcript+phonematch")."""
+def parse_converter_options(text: str, cloner: bool = False) -> dict:
+    """`VoiceConverter` (or, with `cloner`, `VoiceCloner`) keyword arguments from a system
+    spec's options ("transcript+phonematch")."""
+    from vc.adaptation import ReferenceAdaptation
     from vc.phone_matching import PhoneMeanMatching
     from vc.transcript_phones import TranscriptPhones
 
     options: dict = {}
     for part in filter(None, text.split(VOCODER_SEPARATOR)):
         name, _, settings = part.partition(":")
-        if name in options or (name == "phonematch" and "phone_matching" in options):
+        if name in options or (name == "phonematch" and "phone_matching" in options) or \
+                (name == "adapt" and "adaptation" in options):
             raise ValueError(f"the option {name!r} is given twice")
         if name == "knn":
             options["knn"] = parse_knn(part)
@@ -199,6 +205,11 @@ def parse_converter_options(text: str) -> dict:
             options["transcript"] = TranscriptPhones(settings or "base")
         elif name == "phonematch":
             options["phone_matching"] = PhoneMeanMatching(**_parse_settings(settings, _PHONEMATCH_KEYS, "phonematch"))
+        elif name == "adapt":
+            if not cloner:
+                raise ValueError("'adapt' is an option of text cloners (a synthesizer trained a few steps on "
+                                 "the reference); a converter takes transcript, phonematch and knn")
+            options["adaptation"] = ReferenceAdaptation(**_parse_settings(settings, _ADAPT_KEYS, "adapt"))
         else:
             raise ValueError(f"unknown system option {part!r}; {OPTION_HELP}")
     return options
@@ -216,6 +227,11 @@ def describe_converter_options(options: dict) -> tuple[str, list[str]]:
         smooth = "" if match.smooth_frames == 1 else f", shift smoothed over {match.smooth_frames} frames"
         words.append(f"per-phone mean matching to the reference (prior {match.prior_frames:g} frames{smooth})")
         identity.append(repr(match))
+    if "adaptation" in options:
+        adapt = options["adaptation"]
+        words.append(f"adapted to the reference ({adapt.steps} steps at {adapt.learning_rate:g} on "
+                     f"{', '.join(adapt.modules)}, {adapt.interpolation:g} of the way)")
+        identity.append(repr(adapt))
     if "knn" in options:
         knn = options["knn"]
         words.append(f"kNN refinement (k={knn.k}, blend={knn.blend}, min_similarity={knn.min_similarity})")

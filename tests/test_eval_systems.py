@@ -67,3 +67,19 @@ def test_system_options_after_the_vocoder():
                          ("reverb", "unknown system option 'reverb'"), ("knn:q=1", "bad kNN setting")]:
         with pytest.raises(ValueError, match=message):
             parse_converter_options(bad)
+
+
+def test_cloners_take_an_adaptation_option_and_converters_refuse_it():
+    from eval.systems import describe_converter_options, parse_converter_options
+    from vc.adaptation import ReferenceAdaptation
+
+    options = parse_converter_options("phonematch+adapt:steps=5,interpolation=1", cloner=True)
+    assert options["adaptation"] == ReferenceAdaptation(steps=5, interpolation=1.0)
+    assert "5 steps" in describe_converter_options(options)[0]
+    assert parse_converter_options("adapt", cloner=True)["adaptation"] == ReferenceAdaptation()
+    with pytest.raises(ValueError, match="option of text cloners"):
+        parse_converter_options("transcript+adapt")
+    with pytest.raises(ValueError, match="twice"):
+        parse_converter_options("adapt+adapt", cloner=True)
+    with pytest.raises(ValueError, match="steps must be"):
+        parse_converter_options("adapt:steps=0", cloner=True)

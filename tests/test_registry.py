@@ -176,3 +176,24 @@ def test_converter_entries_carry_transcript_guidance_and_phone_matching(tmp_path
         "vocoders": [{"source": "griffinlim"}]}))
     with pytest.raises(VoicelabError, match="'odd': bad phone_matching settings"):
         ModelRegistry.from_file(path).converter("odd", "griffinlim")
+
+
+def test_a_cloner_entry_can_adapt_to_its_reference_and_a_converter_entry_cannot(registry_file, tiny_synth):
+    from vc.adaptation import ReferenceAdaptation
+    _with_cloners(registry_file, [{"name": "tiny", "source": str(tiny_synth), "adapt": {"steps": 7}},
+                                  {"name": "plain", "source": str(tiny_synth)}], default_cloner="tiny")
+    registry = ModelRegistry.from_file(registry_file)
+    adapted = registry.cloner("tiny", "griffinlim")
+    assert adapted.adaptation == ReferenceAdaptation(steps=7) and adapted.transcript is not None
+    assert registry.cloner("plain", "griffinlim").adaptation is None
+    _with_cloners(registry_file, [{"name": "tiny", "source": str(tiny_synth), "adapt": "yes"}])
+    with pytest.raises(VoicelabError, match="'adapt' is true, false or settings"):
+        ModelRegistry.from_file(registry_file)
+    _with_cloners(registry_file, [{"name": "tiny", "source": str(tiny_synth), "adapt": {"steps": -1}}])
+    with pytest.raises(VoicelabError, match="bad adapt settings"):
+        ModelRegistry.from_file(registry_file).cloner("tiny", "griffinlim")
+    raw = json.loads(registry_file.read_text())
+    raw["converters"][0]["adapt"] = True
+    registry_file.write_text(json.dumps(raw))
+    with pytest.raises(VoicelabError, match="setting of cloners only"):
+        ModelRegistry.from_file(registry_file)

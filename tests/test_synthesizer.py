@@ -181,6 +181,8 @@ def test_clone_cli(aligned_vctk, real_speech, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out.wav").stat().st_size > 1000
     for args, message in ((("--text", "", "--out", str(tmp_path / "x.wav")), "no text"),
-                          (("--text", "Hi.", "--rate", "5", "--out", str(tmp_path / "x.wav")), "rate")):
+                          (("--text", "Hi.", "--rate", "5", "--out", str(tmp_path / "x.wav")), "rate"),
+                          (("--text", "Hi.", "--adapt-steps", "-1", "--out", str(tmp_path / "x.wav")),
+                           "--adapt-steps: must be a whole number from 0 to 500")):
         failed = run(*args)
         assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr

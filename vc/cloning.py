@@ -18,6 +18,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
+from .adaptation import reference_example
 from .audio import Audio, AudioSource, SpeechLimits, prepare_speech
 from .devices import check_device
 from .errors import CheckpointError
@@ -76,7 +77,11 @@ class VoiceCloner(_LazySpeakerEncoder):
             synthesized frames' phones are known from the durations, the reference's come from
             `transcript`.
         transcript: a `vc.transcript_phones.TranscriptPhones` that labels the reference's
-            frames (needed by phone_matching; a reference it cannot transcribe is left out).
+            frames (needed by phone_matching and adaptation; a reference it cannot transcribe
+            is left out).
+        adaptation: a `vc.adaptation.ReferenceAdaptation`: before speaking, a copy of the
+            synthesizer takes a few training steps on the reference clips themselves (their
+            phones from `transcript`), so it renders that voice more closely. None: as trained.
     """
 
     def __init__(self, synthesizer: DurationSynthesizer, vocoder: Union[str, torch.nn.Module] = "griffinlim",
@@ -84,7 +89,7 @@ class VoiceCloner(_LazySpeakerEncoder):
                  speaker_encoder=None, max_chars: int = DEFAULT_MAX_CHARS, pause_seconds: float = 0.35,
                  voice: str = "en-us", phonemizer: Phonemizer | None = None, knn: KnnRefinement | None = None,
                  content_model: Union[str, os.PathLike, ConversionModel, None] = None,
-                 phone_matching=None, transcript=None):
+                 phone_matching=None, transcript=None, adaptation=None):
         if not isinstance(synthesizer, DurationSynthesizer):
             raise CheckpointError(f"a {type(synthesizer).__name__} is not a text-to-mel synthesizer; "
                                   "give a synthesizer model (model_type 'duration-synth')")
@@ -105,7 +110,9 @@ class VoiceCloner(_LazySpeakerEncoder):
         self._speaker_encoder = speaker_encoder
         if phone_matching is not None and transcript is None:
             raise ValueError("phone matching needs the reference's phones: give transcript=TranscriptPhones()")
-        self.phone_matching, self.transcript = phone_matching, transcript
+        if adaptation is not None and transcript is None:
+            raise ValueError("adapting to the reference needs its phones: give transcript=TranscriptPhones()")
+        self.phone_matching, self.transcript, self.adaptation = phone_matching, transcript, adaptation
         self._mel = MelSpectrogram(synthesizer.mel).to(device)
         self.knn, self.content_model = knn, None
         if knn is not None:
@@ -165,10 +172,15 @@ class VoiceCloner(_LazySpeakerEncoder):
         embedding = self.speaker_encoder.embed_many(references)
         if progress:
             progress(0.1, "reference embedded")
+        synthesizer = self.synthesizer
+        if self.adaptation is not None:
+            if progress:
+                progress(0.1, "adapting to the reference")
+            synthesizer = self._adapted(references, embedding)
         pause = int(round(self.pause_seconds / float(rate) * self.mel_config.frame_rate))
         mels, durations, labels = [], [], []
         for i, tokens in enumerate(token_lists):
-            mel, frames = self.synthesizer.synthesize(tokens, embedding, rate=rate)
+            mel, frames = synthesizer.synthesize(tokens, embedding, rate=rate)
             if mels and pause:  # the previous sentence's closing pause, held (room tone, not digital silence)
                 mels.append(mels[-1][:, -1:].expand(-1, pause))
                 labels.append(torch.zeros(pause, dtype=torch.long))
@@ -198,21 +210,34 @@ class VoiceCloner(_LazySpeakerEncoder):
         """GE2E cosine between speech and a reference embedding (e.g. `ClonedSpeech`'s)."""
         return cosine(self.speaker_encoder.embed(audio), reference_embedding)
 
-    def _match_phones(self, mel: torch.Tensor, labels: torch.Tensor, references: Sequence[Audio],
-                      progress: Progress | None) -> torch.Tensor:
-        if progress:
-            progress(0.6, "transcribing the reference")
-        reference_mels, reference_labels = [], []
+    def _reference_phones(self, references: Sequence[Audio]) -> list[tuple[Audio, torch.Tensor, torch.Tensor]]:
+        """(clip, mel, frame phone labels) of each reference the transcript could label
+        (the transcriber caches, so phone matching after adaptation pays once)."""
+        found_all = []
         with torch.inference_mode():
             for clip in references:
                 ref_mel = self._mel(clip.to_tensor().to(self.device))
                 found = self.transcript.labels(clip, ref_mel.shape[-1], self.mel_config.frame_rate)
                 if found is not None:
-                    reference_mels.append(ref_mel)
-                    reference_labels.append(found.labels)
-            if not reference_mels:
-                return mel  # nothing in the reference could be transcribed: the synthesizer alone
-            return self.phone_matching.refine(mel, labels.to(mel.device), reference_mels, reference_labels)
+                    found_all.append((clip, ref_mel, found.labels))
+        return found_all
+
+    def _adapted(self, references: Sequence[Audio], embedding: np.ndarray) -> DurationSynthesizer:
+        examples = [reference_example(clip.samples, clip.sample_rate, mel, labels, embedding,
+                                      self.mel_config.hop_length)
+                    for clip, mel, labels in self._reference_phones(references)]
+        return self.adaptation.adapt(self.synthesizer, examples)  # none labelled: as trained
+
+    def _match_phones(self, mel: torch.Tensor, labels: torch.Tensor, references: Sequence[Audio],
+                      progress: Progress | None) -> torch.Tensor:
+        if progress:
+            progress(0.6, "transcribing the reference")
+        found = self._reference_phones(references)
+        if not found:
+            return mel  # nothing in the reference could be transcribed: the synthesizer alone
+        with torch.inference_mode():
+            return self.phone_matching.refine(mel, labels.to(mel.device), [m for _, m, _ in found],
+                                              [lab for _, _, lab in found])
 
     def _vocode(self, mel: torch.Tensor, progress: Progress | None) -> Audio:
         audio = vocode(self.vocoder, mel, self.mel_config, progress=None if progress is None else

@@ -32,12 +32,25 @@ if TYPE_CHECKING:
 WEIGHTLESS_VOCODERS = ("griffinlim",)
 
 
+def _switch_or_settings(raw: Mapping[str, Any], key: str, example: str, where: str) -> dict[str, Any] | None:
+    """An entry's optional feature: true (default settings, {}), false or absent (None), or settings."""
+    value = raw.get(key)
+    if value is True:
+        return {}
+    if value is None or value is False:
+        return None
+    if not isinstance(value, Mapping):
+        raise VoicelabError(f"{where}: '{key}' is true, false or settings such as {example}; got {value!r}")
+    return dict(value)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One model of the registry. Converters may also set `transcript` (a Whisper size whose
     transcript guides a phonetic converter, `vc.transcript_phones`) and `phone_matching` (true,
     or the settings of `vc.phone_matching.PhoneMeanMatching`); cloners may set `phone_matching`
-    (their reference is then transcribed with `transcript`, default "base")."""
+    (their reference is then transcribed with `transcript`, default "base") and `adapt` (true, or
+    the settings of `vc.adaptation.ReferenceAdaptation`: a few training steps on the reference)."""
 
     name: str
     source: str
@@ -45,26 +58,21 @@ class ModelEntry:
     description: str = ""
     transcript: str | None = None
     phone_matching: Mapping[str, Any] | None = None
+    adapt: Mapping[str, Any] | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], where: str) -> "ModelEntry":
-        keys = {"name", "source", "revision", "description", "transcript", "phone_matching"}
+        keys = {"name", "source", "revision", "description", "transcript", "phone_matching", "adapt"}
         unknown = set(raw) - keys
         if unknown or "source" not in raw:
             raise VoicelabError(f"{where}: an entry needs 'source' (and may have {', '.join(sorted(keys - {'source'}))}); "
                                 f"got keys {sorted(raw)}")
-        matching = raw.get("phone_matching")
-        if matching is True:
-            matching = {}
-        elif matching in (None, False):
-            matching = None
-        elif not isinstance(matching, Mapping):
-            raise VoicelabError(f"{where}: 'phone_matching' is true, false or settings such as "
-                                f'{{"prior_frames": 20}}; got {matching!r}')
+        matching = _switch_or_settings(raw, "phone_matching", '{"prior_frames": 20}', where)
+        adapt = _switch_or_settings(raw, "adapt", '{"steps": 40}', where)
         transcript = raw.get("transcript")
         return cls(str(raw.get("name") or raw["source"]), str(raw["source"]), raw.get("revision"),
                    str(raw.get("description", "")), None if transcript is None else str(transcript),
-                   None if matching is None else dict(matching))
+                   matching, adapt)
 
     def converter_options(self, transcripts: "TranscriptCache") -> dict[str, Any]:
         """What `VoiceConverter` takes for this entry's guidance and matching."""
@@ -77,6 +85,12 @@ class ModelEntry:
                 options["phone_matching"] = PhoneMeanMatching(**self.phone_matching)
             except (TypeError, ValueError) as err:
                 raise VoicelabError(f"converter {self.name!r}: bad phone_matching settings ({err})") from None
+        if self.adapt is not None:
+            from .adaptation import ReferenceAdaptation
+            try:
+                options["adaptation"] = ReferenceAdaptation(**self.adapt)
+            except (TypeError, ValueError) as err:
+                raise VoicelabError(f"cloner {self.name!r}: bad adapt settings ({err})") from None
         return options
 
 
@@ -145,6 +159,11 @@ class ModelRegistry:
             raise VoicelabError(f"cannot read the model registry {path}: {err}") from None
         entries = {kind: [ModelEntry.parse(e, f"{path}: {kind}[{i}]") for i, e in enumerate(raw.get(kind, []))]
                    for kind in ("converters", "vocoders", "cloners")}
+        for kind in ("converters", "vocoders"):
+            adapted = [e.name for e in entries[kind] if e.adapt is not None]
+            if adapted:
+                raise VoicelabError(f"{path}: 'adapt' is a setting of cloners only; remove it from "
+                                    f"{', '.join(adapted)}")
         return cls(entries["converters"], entries["vocoders"], raw.get("default_converter"),
                    raw.get("default_vocoder"), device, cloners=entries["cloners"],
                    default_cloner=raw.get("default_cloner"), cloner_options=cloner_options, **converter_options)
@@ -231,7 +250,7 @@ class ModelRegistry:
             if key not in self._loaded_cloners:
                 entry = self.cloners[model]
                 guidance = entry.converter_options(self._transcripts)
-                if "phone_matching" in guidance and "transcript" not in guidance:
+                if {"phone_matching", "adaptation"} & set(guidance) and "transcript" not in guidance:
                     guidance["transcript"] = self._transcripts.get("base")  # it labels the reference
                 options = {"phonemizer": phonemizer, **guidance, **self.cloner_options}
                 self._loaded_cloners[key] = VoiceCloner.from_pretrained(

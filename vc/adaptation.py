@@ -1,0 +1,167 @@
+"""Adapting a synthesizer to the reference voice: a few gradient steps on the reference itself.
+
+    adaptation = ReferenceAdaptation(steps=20)
+    adapted = adaptation.adapt(synthesizer, [reference_example(clip, mel, labels, embedding)])
+
+A synthesizer conditioned on a speaker embedding renders a voice it never heard near the voices
+it knows. The reference clip is itself a training example once its phones are known (the
+Whisper transcript aligned by pocketsphinx that phone matching already uses) and its pitch
+measured: tokens with their frame counts, the phone pitch and the mel. A few steps of Adam on
+the decoder, its output layer and the post-net, on a copy of the model, move the rendering
+towards that voice's own spectra (speaker adaptation, as in Arik et al., "Neural voice cloning
+with a few samples", 2018); the text encoder and the duration and pitch predictors stay as
+trained, so what is said and its timing do not learn the reference's sentence.
+
+Adapted all the way, the copy also learns the reference's few sentences and loses words of new
+ones; the weights returned lie half-way between the trained and the adapted ones (a weight-space
+ensemble, as WiSE-FT does for fine-tuned classifiers, Wortsman et al. 2022), which keeps most of
+the gain in voice and nearly all the words.
+
+Chosen on voices made from training speakers, never the held-out ones: 12 LibriSpeech training
+speakers shifted by +-250 cents (a shift no training copy has), one clip each as the reference,
+LJSpeech sentences, Whisper-base WER. Similarity to the reference / WER:
+- as trained: 0.790 / 18.9 %;
+- 40 steps at 3e-4 on decoder, out and post-net, half-way: 0.822 / 19.8 % (the default);
+- the same steps, the two outputs' mels averaged instead: 0.816 / 20.3 %;
+- 20 steps at 2e-4, half-way in mel: 0.809 / 19.1 %; 70 % of the way: 0.817 / 21.2 %;
+- 10 steps at 2e-4, all the way: 0.810 / 22.9 %; 20 steps at 1e-4: 0.815 / 23.7 %;
+- with 4 training utterances replayed at every step, 20 steps at 2e-4: 0.818 / 22.8 %;
+- only the norms and biases (1e-3): 0.791 / 18.3 %; on 6 of these voices, only the
+  conditioning layers 0.826 vs 0.825, out and post-net only 0.836 vs 0.825 (+1.3 WER points).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .data.phones import PHONES
+from .pitch import f0_contour, normalized_log_f0
+
+
+@dataclass(frozen=True)
+class ReferenceAdaptation:
+    """Fine-tune a copy of a synthesizer on its reference clips (see the module).
+
+    Args:
+        steps: Adam steps (each on all the reference clips).
+        learning_rate: Adam's step size.
+        modules: the synthesizer's submodules that learn (the rest stay frozen).
+        interpolation: how far the returned weights go from the trained ones to the adapted
+            ones (1: all the way; 0.5: half-way, which keeps the words, see the module).
+    """
+
+    steps: int = 40
+    learning_rate: float = 3e-4
+    modules: tuple[str, ...] = ("decoder", "out", "postnet")
+    interpolation: float = 0.5
+
+    def __post_init__(self):
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= 500:
+            raise ValueError(f"steps must be a whole number from 1 to 500, got {self.steps!r}")
+        if not 0 < float(self.learning_rate) <= 1e-2:
+            raise ValueError(f"learning_rate must be in (0, 0.01], got {self.learning_rate!r}")
+        if not 0 < float(self.interpolation) <= 1:
+            raise ValueError(f"interpolation must be in (0, 1], got {self.interpolation!r}")
+        if not self.modules:
+            raise ValueError("name at least one module to adapt, e.g. ('decoder', 'out', 'postnet')")
+
+    def adapt(self, synthesizer: torch.nn.Module, examples: Sequence[dict[str, torch.Tensor]]) -> torch.nn.Module:
+        """A float32 copy of `synthesizer` trained `steps` steps on `examples` (from
+        `reference_example`), all in every step, so each clip weighs by its frames (a 2 s clip
+        taking every other step overfits its few phones); the original is not touched. With no
+        examples, the original."""
+        if not examples:
+            return synthesizer
+        names = dict(synthesizer.named_children())
+        missing = [m for m in self.modules if m not in names]
+        if missing:
+            raise ValueError(f"the synthesizer has no module {', '.join(missing)}; it has {', '.join(names)}")
+        with torch.inference_mode(False), torch.enable_grad():
+            model = copy.deepcopy(synthesizer).float().train()
+            device = next(model.parameters()).device
+            batch = {k: v.clone().to(device) for k, v in collate(examples).items()}
+            for parameter in model.parameters():
+                parameter.requires_grad_(False)
+            learning = [p for m in self.modules for p in getattr(model, m).parameters()]
+            for parameter in learning:
+                parameter.requires_grad_(True)
+            optimizer = torch.optim.Adam(learning, lr=float(self.learning_rate))
+            for step in range(self.steps):
+                loss, _ = model.loss(batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            for parameter in model.parameters():
+                parameter.requires_grad_(False)
+            if self.interpolation < 1:
+                trained = synthesizer.state_dict()
+                with torch.no_grad():
+                    for name, parameter in model.named_parameters():
+                        start = trained[name].to(parameter)
+                        parameter.copy_(start + float(self.interpolation) * (parameter - start))
+        return model.eval()
+
+
+def collate(examples: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One padded batch of single-item examples (tokens padded with PAD and 0 frames, mels with
+    their own quietest value; the loss masks both by the frame counts)."""
+    from .models.synthesizer import PAD
+
+    if len(examples) == 1:
+        return dict(examples[0])
+    n = max(e["tokens"].shape[1] for e in examples)
+    t = max(e["mel"].shape[-1] for e in examples)
+    out = {"tokens": torch.full((len(examples), n), PAD, dtype=torch.long),
+           "durations": torch.zeros(len(examples), n, dtype=torch.long),
+           "pitch": torch.zeros(len(examples), n),
+           "mel": torch.stack([e["mel"][0].new_full((e["mel"].shape[1], t), float(e["mel"].min()))
+                               for e in examples]),
+           "embedding": torch.cat([e["embedding"] for e in examples])}
+    for b, e in enumerate(examples):
+        k = e["tokens"].shape[1]
+        for key in ("tokens", "durations", "pitch"):
+            out[key][b, :k] = e[key][0]
+        out["mel"][b, :, :e["mel"].shape[-1]] = e["mel"][0]
+    return out
+
+
+def labels_to_tokens(labels: torch.Tensor, symbol_index: dict[str, int],
+                     silence_token: int) -> tuple[list[int], list[int]]:
+    """Synthesizer tokens and their frame counts from frame phone labels (`PHONES` indices):
+    each run of one label is one token, silence is `silence_token`."""
+    tokens: list[int] = []
+    lengths: list[int] = []
+    for label in labels.tolist():
+        token = silence_token if label == 0 else symbol_index[PHONES[int(label)]]
+        if tokens and tokens[-1] == token:
+            lengths[-1] += 1
+        else:
+            tokens.append(token)
+            lengths.append(1)
+    return tokens, lengths
+
+
+def reference_example(samples: np.ndarray, sample_rate: int, mel: torch.Tensor, labels: torch.Tensor,
+                      embedding: np.ndarray, hop_length: int) -> dict[str, torch.Tensor]:
+    """One training batch (as `DurationSynthesizer.loss` takes it) from a reference clip: its
+    mel (n_mels, T), frame phone labels (T,), GE2E embedding (256,), and its pitch (pYIN)."""
+    from .models.synthesizer import SIL, phone_pitch
+    from .text import SYMBOL_INDEX
+
+    frames = mel.shape[-1]
+    if labels.shape != (frames,):
+        raise ValueError(f"expected {frames} frame labels for the mel, got {tuple(labels.shape)}")
+    tokens, lengths = labels_to_tokens(labels, SYMBOL_INDEX, SIL)
+    z, voiced = normalized_log_f0(f0_contour(samples, sample_rate, hop_length)[:frames])
+    pad = frames - len(z)
+    z, voiced = (torch.from_numpy(np.pad(a, (0, pad))) for a in (z, voiced))
+    return {"tokens": torch.tensor(tokens)[None], "durations": torch.tensor(lengths)[None],
+            "pitch": phone_pitch(lengths, z, voiced)[None].float(), "mel": mel.detach().float()[None],
+            "embedding": torch.as_tensor(np.asarray(embedding), dtype=torch.float32)[None]}
+
+
+__all__ = ["ReferenceAdaptation", "collate", "labels_to_tokens", "reference_example"]
