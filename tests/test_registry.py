@@ -143,8 +143,9 @@ def test_the_shipped_registry_offers_the_synthesizer():
     assert registry.default_cloner == "synth-small" and "synth-small" in registry.cloners
     if not (REPO / "checkpoints" / "synth-small").is_dir():
         pytest.skip("checkpoints/synth-small is not there yet")
-    assert registry.cloner_names() == ["synth-small", "synth-small-clear"]
+    assert registry.cloner_names() == ["synth-small", "synth-small-adapted", "synth-small-clear"]
     assert registry.cloners["synth-small"].phone_matching == {} and registry.cloners["synth-small-clear"].phone_matching is None
+    assert registry.cloners["synth-small-adapted"].adapt == {} and registry.cloners["synth-small"].adapt is None
 
 
 def test_converter_entries_carry_transcript_guidance_and_phone_matching(tmp_path, monkeypatch):
