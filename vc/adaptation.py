@@ -28,6 +28,12 @@ LJSpeech sentences, Whisper-base WER. Similarity to the reference / WER:
 - with 4 training utterances replayed at every step, 20 steps at 2e-4: 0.818 / 22.8 %;
 - only the norms and biases (1e-3): 0.791 / 18.3 %; on 6 of these voices, only the
   conditioning layers 0.826 vs 0.825, out and post-net only 0.836 vs 0.825 (+1.3 WER points).
+Checked again on `scripts/dev_clone_protocol.py` (12 training speakers, seed 0, at +-250 cents,
+the two halves of one clip as references, LJSpeech's held-out sentences, 24 trials), all with
+phone matching: as trained 0.785 / 7.7 %; adapted as above 0.816 / 9.5 %; without matching
+after adapting 0.770 / 8.4 %; matching with prior_frames 60 0.812 / 8.8 %. Learning the speaker
+embedding instead of the weights (Adam at 1e-3 or 3e-3, 40 steps) gave nothing, 0.782 / 9.5 %
+and 0.777 / 9.8 %, and with the weights 0.818 / 10.9 %, so it is not an option here.
 """
 from __future__ import annotations
 
