@@ -95,13 +95,16 @@ def staged(converter, source, references, sync) -> dict[str, float]:
         marks.append(time.perf_counter())
         # transcript guidance and phone matching (the phonetic default): Whisper + the aligner
         phones = converter.phones_of(src, mel.shape[-1])
-        if converter.phone_matching is not None:
-            ref_labels = [converter.frame_phones(m, converter.phones_of(r, m.shape[-1])) for r, m in zip(refs, ref_mels)]
+        ref_phones = [converter.phones_of(r, m.shape[-1]) for r, m in zip(refs, ref_mels)] \
+            if converter.phone_matching is not None or converter.adaptation is not None else None
         marks.append(time.perf_counter())
+        # adapting to the reference (an adapted entry) counts as conversion
+        adapted = converter.adapted_model(ref_mels, ref_phones, target) if ref_phones else converter.model
         chunk = max(64, int(CHUNK_SECONDS * converter.mel_config.frame_rate))
         converted = converter.convert_mel(mel, source_speaker, target, chunk_frames=chunk,
-                                          overlap_frames=min(64, chunk // 4), phones=phones)
+                                          overlap_frames=min(64, chunk // 4), phones=phones, model=adapted)
         if converter.phone_matching is not None:
+            ref_labels = [converter.frame_phones(m, known) for m, known in zip(ref_mels, ref_phones)]
             converted = converter.phone_matching.refine(converted, converter.frame_phones(mel, phones),
                                                         ref_mels, ref_labels)
         sync()

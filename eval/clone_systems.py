@@ -84,7 +84,7 @@ class ClonerSystem(CloneSystem):
         from vc.cloning import VoiceCloner
 
         model, vocoder, options = _split_vocoder(spec)
-        cloner_options = parse_converter_options(options, cloner=True)
+        cloner_options = parse_converter_options(options)
         if set(cloner_options) - {"transcript", "phone_matching", "adaptation"}:
             raise ValueError(f"{spec}: a cloner takes CLONER+VOCODER, optionally +phonematch[:prior_frames=N,smooth_frames=N] "
                              f"and +adapt[:steps=N,learning_rate=X,interpolation=F] (+transcript[:WHISPER_SIZE] "

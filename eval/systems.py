@@ -157,10 +157,18 @@ def _flag(value: str) -> bool:
     return value == "1"
 
 
-_KINDS = {int: ("INT", "a whole number"), float: ("FLOAT", "a number"), _flag: ("0|1", "0 or 1")}
+def _module_names(value: str) -> tuple[str, ...]:
+    names = tuple(value.split("/"))
+    if not all(names):
+        raise ValueError(value)
+    return names
+
+
+_KINDS = {int: ("INT", "a whole number"), float: ("FLOAT", "a number"), _flag: ("0|1", "0 or 1"),
+          _module_names: ("NAME/NAME", "module names joined by '/'")}
 _KNN_KEYS = {"k": int, "blend": float, "min_similarity": float}
 _PHONEMATCH_KEYS = {"prior_frames": float, "smooth_frames": int, "max_spread_ratio": float, "match_spread": _flag}
-_ADAPT_KEYS = {"steps": int, "learning_rate": float, "interpolation": float}
+_ADAPT_KEYS = {"steps": int, "learning_rate": float, "interpolation": float, "modules": _module_names}
 
 
 def _parse_settings(settings: str, kinds: dict, what: str) -> dict:
@@ -181,14 +189,14 @@ def _parse_settings(settings: str, kinds: dict, what: str) -> dict:
 
 OPTION_HELP = ("the options after MODEL+VOCODER, each after a '+': 'transcript[:WHISPER_SIZE]' (Whisper's "
                "forced-aligned transcript gives the phonetic converter its phones), 'phonematch[:prior_frames=20,smooth_frames=5]' "
-               "(per-phone mean matching to the reference), 'knn[:k=4,blend=0.5,min_similarity=0.5]', and for "
-               "cloners 'adapt[:steps=40,learning_rate=0.0003,interpolation=0.5]' (a few training steps on "
-               "the reference first)")
+               "(per-phone mean matching to the reference), 'knn[:k=4,blend=0.5,min_similarity=0.5]', and "
+               "'adapt[:steps=40,learning_rate=0.0003,interpolation=0.5]' (a few training steps on "
+               "the reference first; cloners and the phonetic converter)")
 
 
-def parse_converter_options(text: str, cloner: bool = False) -> dict:
-    """`VoiceConverter` (or, with `cloner`, `VoiceCloner`) keyword arguments from a system
-    spec's options ("transcript+phonematch")."""
+def parse_converter_options(text: str) -> dict:
+    """`VoiceConverter` (or `VoiceCloner`) keyword arguments from a system spec's options
+    ("transcript+phonematch")."""
     from vc.adaptation import ReferenceAdaptation
     from vc.phone_matching import PhoneMeanMatching
     from vc.transcript_phones import TranscriptPhones
@@ -206,9 +214,6 @@ def parse_converter_options(text: str, cloner: bool = False) -> dict:
         elif name == "phonematch":
             options["phone_matching"] = PhoneMeanMatching(**_parse_settings(settings, _PHONEMATCH_KEYS, "phonematch"))
         elif name == "adapt":
-            if not cloner:
-                raise ValueError("'adapt' is an option of text cloners (a synthesizer trained a few steps on "
-                                 "the reference); a converter takes transcript, phonematch and knn")
             options["adaptation"] = ReferenceAdaptation(**_parse_settings(settings, _ADAPT_KEYS, "adapt"))
         else:
             raise ValueError(f"unknown system option {part!r}; {OPTION_HELP}")
@@ -229,8 +234,9 @@ def describe_converter_options(options: dict) -> tuple[str, list[str]]:
         identity.append(repr(match))
     if "adaptation" in options:
         adapt = options["adaptation"]
+        learning = ", ".join(adapt.modules) if adapt.modules else "the decoder"
         words.append(f"adapted to the reference ({adapt.steps} steps at {adapt.learning_rate:g} on "
-                     f"{', '.join(adapt.modules)}, {adapt.interpolation:g} of the way)")
+                     f"{learning}, {adapt.interpolation:g} of the way)")
         identity.append(repr(adapt))
     if "knn" in options:
         knn = options["knn"]

@@ -2,6 +2,7 @@
 example, a copy learns it, the shipped model is untouched, and the cloner uses the copy."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,3 +101,75 @@ def test_several_reference_clips_train_together_in_one_padded_batch(real_speech,
     with torch.no_grad():                  # padding is masked: the pair's loss lies between the two
         losses = [synth.loss(b)[1]["recon"] for b in (long, short, batch)]
     assert min(losses[:2]) - 1e-4 <= losses[2] <= max(losses[:2]) + 1e-4
+
+
+def test_the_phonetic_converter_learns_its_reference_on_a_copy_and_converts_with_it(real_speech, speaker_encoder):
+    from vc.models.ppgvc import PhoneticVC
+    from vc.pipeline import VoiceConverter
+
+    torch.manual_seed(0)
+    model = PhoneticVC.from_preset("tiny").eval()
+    reference = prepare_speech(real_speech / "vctk" / "p225" / "p225_003.wav", model.mel.sample_rate)
+    mel = MelSpectrogram(model.mel)(reference.to_tensor())
+    transcript = TranscriptPhones(KnownText(SIX_SPOONS))
+    labels = transcript.labels(reference, mel.shape[-1], model.mel.frame_rate).labels
+    example = model.adaptation_example(mel, labels, torch.from_numpy(speaker_encoder.embed(reference)))
+    known = torch.cat([c[:-2].argmax(0) for c in example["content"]])       # the known phones, segment by segment
+    assert set(known.tolist()) == set(labels.clamp_min(0).tolist())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        loss_before = model.adaptation_loss([example]).item()
+    adapted = ReferenceAdaptation(steps=30, learning_rate=3e-3, interpolation=1.0).adapt(model, [example])
+    with torch.no_grad():
+        assert adapted.adaptation_loss([example]).item() < 0.8 * loss_before
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())   # untouched
+    changed = {k for k, v in adapted.state_dict().items() if not torch.equal(before[k], v)}
+    assert changed and all(k.startswith("decoder.") for k in changed)      # the recogniser stays
+
+    source = real_speech / "vctk" / "p226" / "p226_003.wav"
+    plain = VoiceConverter(model, speaker_encoder=speaker_encoder, transcript=transcript)
+    converting = VoiceConverter(model, speaker_encoder=speaker_encoder, transcript=transcript,
+                                adaptation=ReferenceAdaptation(steps=5, learning_rate=3e-3))
+    with torch.inference_mode():                    # as the web demo calls it
+        a = converting.convert(source, reference)
+    b = plain.convert(source, reference)
+    assert a.samples.shape == b.samples.shape and not np.allclose(a.samples, b.samples)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_adapting_a_model_that_cannot_learn_from_its_reference_is_refused():
+    from vc.models.vqvc import VQVC
+    from vc.pipeline import VoiceConverter
+
+    with pytest.raises(ValueError, match="cannot"):
+        VoiceConverter(VQVC.from_preset("small"), adaptation=ReferenceAdaptation())
+    with pytest.raises(ValueError, match="no module"):
+        from vc.models.ppgvc import PhoneticVC
+        VoiceConverter(PhoneticVC.from_preset("tiny"), adaptation=ReferenceAdaptation(modules=("postnet",)))
+
+
+def test_a_voice_used_again_is_adapted_once(real_speech, speaker_encoder, monkeypatch):
+    from vc.adaptation import AdaptedModels
+    from vc.models.ppgvc import PhoneticVC
+    from vc.pipeline import VoiceConverter
+
+    built = []
+    adapt = ReferenceAdaptation.adapt
+    monkeypatch.setattr(ReferenceAdaptation, "adapt", lambda self, *a: built.append(1) or adapt(self, *a))
+    torch.manual_seed(0)
+    converter = VoiceConverter(PhoneticVC.from_preset("tiny").eval(), speaker_encoder=speaker_encoder,
+                               transcript=TranscriptPhones(KnownText(SIX_SPOONS)),
+                               adaptation=ReferenceAdaptation(steps=3, learning_rate=3e-3))
+    source, voice = real_speech / "vctk" / "p226" / "p226_003.wav", real_speech / "vctk" / "p225" / "p225_003.wav"
+    first, again = converter.convert(source, voice), converter.convert(source, voice)
+    assert len(built) == 1 and np.array_equal(first.samples, again.samples)
+    converter.convert(source, real_speech / "vctk" / "p225" / "p225_008.wav")   # another voice: adapted
+    assert len(built) == 2
+
+    kept = AdaptedModels(size=2)
+    for key in "abca":
+        kept.get(key, lambda: torch.nn.Linear(1, 1))
+    assert len(kept) == 2 and kept.get("c", lambda: None) is not None        # 'b' was the oldest
+    assert kept.get("b", lambda: "rebuilt") == "rebuilt"
+    with pytest.raises(ValueError, match="size"):
+        AdaptedModels(size=-1)

@@ -69,17 +69,21 @@ def test_system_options_after_the_vocoder():
             parse_converter_options(bad)
 
 
-def test_cloners_take_an_adaptation_option_and_converters_refuse_it():
+def test_cloners_and_converters_take_an_adaptation_option():
     from eval.systems import describe_converter_options, parse_converter_options
     from vc.adaptation import ReferenceAdaptation
 
-    options = parse_converter_options("phonematch+adapt:steps=5,interpolation=1", cloner=True)
+    options = parse_converter_options("phonematch+adapt:steps=5,interpolation=1")
     assert options["adaptation"] == ReferenceAdaptation(steps=5, interpolation=1.0)
     assert "5 steps" in describe_converter_options(options)[0]
-    assert parse_converter_options("adapt", cloner=True)["adaptation"] == ReferenceAdaptation()
-    with pytest.raises(ValueError, match="option of text cloners"):
-        parse_converter_options("transcript+adapt")
+    assert parse_converter_options("adapt")["adaptation"] == ReferenceAdaptation()
+    assert "adaptation" in parse_converter_options("transcript+adapt")
+    learning = parse_converter_options("adapt:modules=decoder.out/decoder.postnet")["adaptation"]
+    assert learning.modules == ("decoder.out", "decoder.postnet")
+    assert "decoder.out, decoder.postnet" in describe_converter_options({"adaptation": learning})[0]
+    with pytest.raises(ValueError, match="module names"):
+        parse_converter_options("adapt:modules=decoder//out")
     with pytest.raises(ValueError, match="twice"):
-        parse_converter_options("adapt+adapt", cloner=True)
+        parse_converter_options("adapt+adapt")
     with pytest.raises(ValueError, match="steps must be"):
-        parse_converter_options("adapt:steps=0", cloner=True)
+        parse_converter_options("adapt:steps=0")

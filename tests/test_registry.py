@@ -179,7 +179,7 @@ def test_converter_entries_carry_transcript_guidance_and_phone_matching(tmp_path
         ModelRegistry.from_file(path).converter("odd", "griffinlim")
 
 
-def test_a_cloner_entry_can_adapt_to_its_reference_and_a_converter_entry_cannot(registry_file, tiny_synth):
+def test_cloner_and_converter_entries_can_adapt_to_their_reference_and_a_vocoder_cannot(registry_file, tiny_synth):
     from vc.adaptation import ReferenceAdaptation
     _with_cloners(registry_file, [{"name": "tiny", "source": str(tiny_synth), "adapt": {"steps": 7}},
                                   {"name": "plain", "source": str(tiny_synth)}], default_cloner="tiny")
@@ -196,5 +196,8 @@ def test_a_cloner_entry_can_adapt_to_its_reference_and_a_converter_entry_cannot(
     raw = json.loads(registry_file.read_text())
     raw["converters"][0]["adapt"] = True
     registry_file.write_text(json.dumps(raw))
-    with pytest.raises(VoicelabError, match="setting of cloners only"):
+    assert ModelRegistry.from_file(registry_file).converters[raw["converters"][0]["name"]].adapt == {}
+    raw["vocoders"][0]["adapt"] = True
+    registry_file.write_text(json.dumps(raw))
+    with pytest.raises(VoicelabError, match="not vocoders"):
         ModelRegistry.from_file(registry_file)

@@ -210,14 +210,16 @@ def test_cloned_speech_is_matched_to_the_reference_phone_by_phone(real_speech, s
 
 
 def test_cli_converts_a_real_clip_with_the_shipped_phonetic_model(real_speech, tmp_path):
-    """`python -m vc convert` on the shipped default, with and without transcript guidance."""
+    """`python -m vc convert` on the shipped default, with and without transcript guidance, and
+    adapted to the reference (from the model's own phones there)."""
     from vc.__main__ import main
     from vc.asr import whisper_available
     from vc.audio import load_audio
 
     source = real_speech / "vctk" / "p225" / "p225_003.wav"
     reference = real_speech / "vctk" / "p226" / "p226_003.wav"
-    runs = [["--transcript", "none", "--no-phone-matching"]]
+    runs = [["--transcript", "none", "--no-phone-matching"],
+            ["--transcript", "none", "--no-phone-matching", "--adapt-steps", "3"]]
     if whisper_available("base"):
         runs.append([])
     for i, extra in enumerate(runs):

@@ -95,8 +95,12 @@ def _convert(args: argparse.Namespace) -> None:
     from .transcript_phones import TranscriptPhones
     transcript = None if args.transcript == "none" else TranscriptPhones(args.transcript)
     # the transcript only guides models that take phone labels (the phonetic converter)
+    adaptation = None
+    if args.adapt_steps:
+        from .adaptation import ReferenceAdaptation
+        adaptation = ReferenceAdaptation(steps=args.adapt_steps)
     converter = VoiceConverter.from_pretrained(args.model, vocoder=args.vocoder, device=device,
-                                               transcript=transcript, **limits)
+                                               transcript=transcript, adaptation=adaptation, **limits)
     if args.phone_matching and converter.model.accepts_phone_labels:
         converter.phone_matching = PhoneMeanMatching()
     with tqdm(total=100, desc="convert", unit="%") as bar:
@@ -175,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                            "gives the phones (default base), or none for the model's own recogniser")
     conv.add_argument("--no-phone-matching", dest="phone_matching", action="store_false",
                       help="phonetic models: do not match each phone's spectrum to the reference's")
+    conv.add_argument("--adapt-steps", type=_count(500), default=0, metavar="N",
+                      help="phonetic models: train a copy of the decoder N steps on the reference first "
+                           "(closer to the voice, a few seconds more; 0, the default: as trained)")
     conv.set_defaults(run=_convert)
     clone = commands.add_parser("clone", help="say typed text in the voice of a reference clip")
     clone.add_argument("--model", required=True,

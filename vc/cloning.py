@@ -18,7 +18,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
-from .adaptation import reference_example
+from .adaptation import AdaptedModels, reference_example, reference_key
 from .audio import Audio, AudioSource, SpeechLimits, prepare_speech
 from .devices import check_device
 from .errors import CheckpointError
@@ -113,6 +113,8 @@ class VoiceCloner(_LazySpeakerEncoder):
         if adaptation is not None and transcript is None:
             raise ValueError("adapting to the reference needs its phones: give transcript=TranscriptPhones()")
         self.phone_matching, self.transcript, self.adaptation = phone_matching, transcript, adaptation
+        if adaptation is not None:
+            self._adapted_models = AdaptedModels()  # a voice used again (a preset) is adapted once
         self._mel = MelSpectrogram(synthesizer.mel).to(device)
         self.knn, self.content_model = knn, None
         if knn is not None:
@@ -223,10 +225,13 @@ class VoiceCloner(_LazySpeakerEncoder):
         return found_all
 
     def _adapted(self, references: Sequence[Audio], embedding: np.ndarray) -> DurationSynthesizer:
-        examples = [reference_example(clip.samples, clip.sample_rate, mel, labels, embedding,
-                                      self.mel_config.hop_length)
-                    for clip, mel, labels in self._reference_phones(references)]
-        return self.adaptation.adapt(self.synthesizer, examples)  # none labelled: as trained
+        def build() -> DurationSynthesizer:
+            examples = [reference_example(clip.samples, clip.sample_rate, mel, labels, embedding,
+                                          self.mel_config.hop_length)
+                        for clip, mel, labels in self._reference_phones(references)]
+            return self.adaptation.adapt(self.synthesizer, examples)  # none labelled: as trained
+        key = reference_key(self.adaptation, embedding, *[np.asarray(r.samples) for r in references])
+        return self._adapted_models.get(key, build)
 
     def _match_phones(self, mel: torch.Tensor, labels: torch.Tensor, references: Sequence[Audio],
                       progress: Progress | None) -> torch.Tensor:

@@ -107,12 +107,16 @@ class VoiceConverter(_LazySpeakerEncoder):
         phone_matching: for the same models, a `vc.phone_matching.PhoneMeanMatching` that
             moves each phone's average spectrum of the output to the reference's; reference
             frames are labelled by `transcript` when given, else by the model's recogniser.
+        adaptation: a `vc.adaptation.ReferenceAdaptation` for models that can learn from their
+            reference (the phonetic converter): before converting, a copy of the decoder takes
+            a few training steps re-speaking the reference clips from their own phones and
+            melody, so it renders that voice more closely. None: as trained.
     """
 
     def __init__(self, model: ConversionModel, vocoder: Union[str, torch.nn.Module] = "griffinlim",
                  device: str = "cpu", source_limits: SpeechLimits = SpeechLimits(),
                  reference_limits: SpeechLimits = SpeechLimits(max_duration=120.0), speaker_encoder=None,
-                 knn: "KnnRefinement | None" = None, transcript=None, phone_matching=None):
+                 knn: "KnnRefinement | None" = None, transcript=None, phone_matching=None, adaptation=None):
         if not isinstance(model, ConversionModel):
             raise CheckpointError(f"a {type(model).__name__} is not a voice-conversion model; "
                                   "give an AutoVC, VQVC+ or VQ-VAE model")
@@ -131,8 +135,16 @@ class VoiceConverter(_LazySpeakerEncoder):
         if phone_matching is not None and not model.accepts_phone_labels:
             raise ValueError(f"phone matching needs a model that labels phones (the phonetic converter); "
                              f"{type(model).__name__} does not")
+        if adaptation is not None:
+            if not hasattr(model, "adaptation_example"):
+                raise ValueError(f"adapting to the reference needs a model that can learn from it (the "
+                                 f"phonetic converter); {type(model).__name__} cannot")
+            adaptation.learning_modules(model)  # a bad module name is refused now, not mid-request
         self.transcript = transcript if model.accepts_phone_labels else None
-        self.phone_matching = phone_matching
+        self.phone_matching, self.adaptation = phone_matching, adaptation
+        if adaptation is not None:
+            from .adaptation import AdaptedModels
+            self._adapted = AdaptedModels()  # a voice used again (a preset) is adapted once
         self._transcript_missing: str | None = None
 
     @classmethod
@@ -154,19 +166,22 @@ class VoiceConverter(_LazySpeakerEncoder):
     @torch.inference_mode()
     def convert_mel(self, mel: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
                     chunk_frames: int = 1024, overlap_frames: int = 64,
-                    progress: Progress | None = None, phones: torch.Tensor | None = None) -> torch.Tensor:
+                    progress: Progress | None = None, phones: torch.Tensor | None = None,
+                    model: ConversionModel | None = None) -> torch.Tensor:
         """Convert a mel (n_mels, frames) from speaker `source` to `target` (model speaker
         vectors), in overlapping chunks cross-faded together so memory stays bounded.
-        `phones` (frames,) are known phone labels for models that take them."""
+        `phones` (frames,) are known phone labels for models that take them; `model` replaces
+        the converter's own (an adapted copy)."""
+        model = model or self.model
         if phones is not None:
             # the labels ride along as one more row, so every chunk gets its own frames' labels
             def one(chunk: torch.Tensor) -> torch.Tensor:
                 labels = chunk[-1:].round().long()
-                return self.model.convert(chunk[None, :-1], source[None], target[None], phones=labels)[0]
+                return model.convert(chunk[None, :-1], source[None], target[None], phones=labels)[0]
             mel = torch.cat([mel, phones.to(mel.device, mel.dtype)[None]])
         else:
             def one(chunk: torch.Tensor) -> torch.Tensor:
-                return self.model.convert(chunk[None], source[None], target[None])[0]
+                return model.convert(chunk[None], source[None], target[None])[0]
         return process_in_chunks(mel, one, chunk_frames, overlap_frames,
                                  align=self.model.frame_multiple,
                                  progress=_part(progress, 0.0, 0.7, "converting"))
@@ -190,13 +205,17 @@ class VoiceConverter(_LazySpeakerEncoder):
             source_speaker = self._speaker([src]) if self.model.uses_source_speaker else target_speaker
             mel = self.mel(src.to_tensor().to(self.device))
         phones = self.phones_of(src, mel.shape[-1], progress)
+        reference_phones = None
+        if self.phone_matching is not None or self.adaptation is not None:
+            reference_phones = [self.phones_of(r, m.shape[-1]) for r, m in zip(refs, reference_mels)]
+        model = self.adapted_model(reference_mels, reference_phones, target_speaker, progress)
         chunk = max(64, int(chunk_seconds * self.mel_config.frame_rate))
         converted = self.convert_mel(mel, source_speaker, target_speaker, chunk_frames=chunk,
-                                     overlap_frames=min(64, chunk // 4), progress=progress, phones=phones)
+                                     overlap_frames=min(64, chunk // 4), progress=progress, phones=phones,
+                                     model=model)
         if self.phone_matching is not None:
             with torch.inference_mode():
-                labels = [self.frame_phones(m, self.phones_of(r, m.shape[-1]))
-                          for r, m in zip(refs, reference_mels)]
+                labels = [self.frame_phones(m, known) for m, known in zip(reference_mels, reference_phones)]
                 converted = self.phone_matching.refine(converted, self.frame_phones(mel, phones),
                                                        reference_mels, labels)
         if self.knn is not None:
@@ -212,6 +231,21 @@ class VoiceConverter(_LazySpeakerEncoder):
         if progress:
             progress(1.0, "done")
         return audio
+
+    def adapted_model(self, reference_mels: Sequence[torch.Tensor], reference_phones: Sequence[torch.Tensor | None],
+                      target: torch.Tensor, progress: Progress | None = None) -> ConversionModel:
+        """The model to convert into this reference with: a copy adapted to the reference clips
+        (their mels, transcript phones or None, the target's speaker vector) when the converter
+        has an `adaptation`, else the model itself."""
+        if self.adaptation is None:
+            return self.model
+        from .adaptation import reference_key
+        if progress:
+            progress(0.0, "adapting to the reference")
+        key = reference_key(self.adaptation, target, *reference_mels,
+                            *[torch.empty(0) if p is None else p for p in reference_phones])
+        return self._adapted.get(key, lambda: self.adaptation.adapt(self.model, [
+            self.model.adaptation_example(m, labels, target) for m, labels in zip(reference_mels, reference_phones)]))
 
     def frame_phones(self, mel: torch.Tensor, known: torch.Tensor | None) -> torch.Tensor:
         """`known` labels, else the model's own most likely phone per frame."""

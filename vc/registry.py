@@ -49,8 +49,9 @@ class ModelEntry:
     """One model of the registry. Converters may also set `transcript` (a Whisper size whose
     transcript guides a phonetic converter, `vc.transcript_phones`) and `phone_matching` (true,
     or the settings of `vc.phone_matching.PhoneMeanMatching`); cloners may set `phone_matching`
-    (their reference is then transcribed with `transcript`, default "base") and `adapt` (true, or
-    the settings of `vc.adaptation.ReferenceAdaptation`: a few training steps on the reference)."""
+    (their reference is then transcribed with `transcript`, default "base"); both may set `adapt`
+    (true, or the settings of `vc.adaptation.ReferenceAdaptation`: a few training steps on the
+    reference)."""
 
     name: str
     source: str
@@ -90,7 +91,7 @@ class ModelEntry:
             try:
                 options["adaptation"] = ReferenceAdaptation(**self.adapt)
             except (TypeError, ValueError) as err:
-                raise VoicelabError(f"cloner {self.name!r}: bad adapt settings ({err})") from None
+                raise VoicelabError(f"{self.name!r}: bad adapt settings ({err})") from None
         return options
 
 
@@ -159,11 +160,10 @@ class ModelRegistry:
             raise VoicelabError(f"cannot read the model registry {path}: {err}") from None
         entries = {kind: [ModelEntry.parse(e, f"{path}: {kind}[{i}]") for i, e in enumerate(raw.get(kind, []))]
                    for kind in ("converters", "vocoders", "cloners")}
-        for kind in ("converters", "vocoders"):
-            adapted = [e.name for e in entries[kind] if e.adapt is not None]
-            if adapted:
-                raise VoicelabError(f"{path}: 'adapt' is a setting of cloners only; remove it from "
-                                    f"{', '.join(adapted)}")
+        adapted = [e.name for e in entries["vocoders"] if e.adapt is not None]
+        if adapted:
+            raise VoicelabError(f"{path}: 'adapt' is a setting of converters and cloners, not vocoders; "
+                                f"remove it from {', '.join(adapted)}")
         return cls(entries["converters"], entries["vocoders"], raw.get("default_converter"),
                    raw.get("default_vocoder"), device, cloners=entries["cloners"],
                    default_cloner=raw.get("default_cloner"), cloner_options=cloner_options, **converter_options)

@@ -161,6 +161,8 @@ class PhoneticVC(ConversionModel):
     frame_targets: ClassVar[tuple[str, ...]] = ("phones", "f0")
     uses_source_speaker: ClassVar[bool] = False
     accepts_phone_labels: ClassVar[bool] = True
+    # what vc.adaptation trains on a reference: the decoder; the recogniser stays as trained
+    adaptable_modules: ClassVar[tuple[str, ...]] = ("decoder",)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "small": dict(encoder_channels=192, encoder_layers=4, encoder_rnn=128, decoder_channels=192,
                       decoder_layers=4, decoder_rnn=160, postnet_channels=192),
@@ -242,6 +244,41 @@ class PhoneticVC(ConversionModel):
         with torch.no_grad():
             posteriors = self.encode(mel[None]).posteriors[0].T
         return ContentFrames(posteriors, self.mel.frame_rate, posteriors.argmax(dim=-1))
+
+    # --------------------------------------------------------------- adaptation
+    def adaptation_example(self, mel: torch.Tensor, phones: torch.Tensor | None,
+                           embedding: torch.Tensor, segment_frames: int = 128) -> dict[str, torch.Tensor]:
+        """A reference clip as an example for `vc.adaptation.ReferenceAdaptation`: its content
+        as conversion reads it (mel (n_mels, T), known frame phones (T,) with -1 where unknown,
+        or None for the recogniser's own), its normalised mel and its unit GE2E embedding.
+
+        The clip is cut into segments of `segment_frames` (the last one overlapping its
+        neighbour) that train as one batch: the decoder's GRU then runs over 2 s instead of
+        the whole clip, several times faster on a CPU."""
+        mel = self._check_mel(mel[None] if mel.dim() == 2 else mel)
+        with torch.no_grad():
+            content = self._decoder_input(self.encode(mel, phones=None if phones is None else phones.reshape(1, -1)))
+            target = (mel - self.mel_mean) / self.mel_std
+            frames = mel.shape[-1]
+            length = min(segment_frames, frames)
+            starts = list(range(0, frames - length + 1, length))
+            if starts[-1] + length < frames:
+                starts.append(frames - length)
+            speaker = F.normalize(torch.as_tensor(embedding, dtype=mel.dtype, device=mel.device).reshape(1, -1), dim=-1)
+            return {"content": torch.cat([content[..., s:s + length] for s in starts]),
+                    "target": torch.cat([target[..., s:s + length] for s in starts]),
+                    "speaker": self._scaled(speaker).expand(len(starts), -1)}
+
+    def adaptation_loss(self, examples: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """The decoder's reconstruction loss (log-mel L1 before and after the post-net, in
+        normalised units, as in training) over the reference clips, each weighted by its frames."""
+        total, frames = 0.0, 0
+        for example in examples:
+            coarse, fine = self.decoder(example["content"], example["speaker"])
+            target = example["target"]
+            total = total + ((fine - target).abs().sum() + (coarse - target).abs().sum()) / target.shape[1]
+            frames += target.shape[0] * target.shape[-1]
+        return total / frames
 
     # ----------------------------------------------------------------- training
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:

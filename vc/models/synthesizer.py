@@ -144,6 +144,8 @@ class DurationSynthesizer(HubModel):
     pipeline_tag: ClassVar[str | None] = "text-to-speech"
     card_tags: ClassVar[tuple[str, ...]] = ("text-to-speech", "voice-cloning", "sv2tts", "speech")
     frame_targets: ClassVar[tuple[str, ...]] = ("phones", "f0")
+    # what vc.adaptation trains on a reference: how it sounds, not what is said or its timing
+    adaptable_modules: ClassVar[tuple[str, ...]] = ("decoder", "out", "postnet")
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"channels": 32, "encoder_dilations": [1, 2], "decoder_dilations": [1, 2],
                  "predictor_channels": 16, "postnet_channels": 16},
