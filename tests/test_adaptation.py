@@ -125,6 +125,12 @@ def test_the_phonetic_converter_learns_its_reference_on_a_copy_and_converts_with
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())   # untouched
     changed = {k for k, v in adapted.state_dict().items() if not torch.equal(before[k], v)}
     assert changed and all(k.startswith("decoder.") for k in changed)      # the recogniser stays
+    head = ReferenceAdaptation(steps=30, learning_rate=3e-3, interpolation=1.0,
+                               modules=["decoder.out", "decoder.postnet"]).adapt(model, [example])
+    changed = {k for k, v in head.state_dict().items() if not torch.equal(before[k], v)}
+    assert changed and all(k.startswith(("decoder.out.", "decoder.postnet.")) for k in changed)
+    with torch.no_grad():                  # the frozen part ran once, the head learnt on its output
+        assert head.adaptation_loss([example]).item() < 0.9 * loss_before
 
     source = real_speech / "vctk" / "p226" / "p226_003.wav"
     plain = VoiceConverter(model, speaker_encoder=speaker_encoder, transcript=transcript)

@@ -187,6 +187,9 @@ def test_cloner_and_converter_entries_can_adapt_to_their_reference_and_a_vocoder
     adapted = registry.cloner("tiny", "griffinlim")
     assert adapted.adaptation == ReferenceAdaptation(steps=7) and adapted.transcript is not None
     assert registry.cloner("plain", "griffinlim").adaptation is None
+    _with_cloners(registry_file, [{"name": "tiny", "source": str(tiny_synth), "adapt": {"modules": ["out", "postnet"]}}])
+    head = ModelRegistry.from_file(registry_file).cloner("tiny", "griffinlim").adaptation
+    assert head == ReferenceAdaptation(modules=("out", "postnet"))        # a JSON list is a tuple of names
     _with_cloners(registry_file, [{"name": "tiny", "source": str(tiny_synth), "adapt": "yes"}])
     with pytest.raises(VoicelabError, match="'adapt' is true, false or settings"):
         ModelRegistry.from_file(registry_file)

@@ -94,6 +94,8 @@ class ReferenceAdaptation:
         if self.modules is not None and (isinstance(self.modules, str) or not self.modules):
             raise ValueError("name at least one module to adapt as a tuple, e.g. ('decoder',), or None "
                              "for the model's own choice")
+        if self.modules is not None:  # a JSON list (models.json) becomes the tuple it stands for
+            object.__setattr__(self, "modules", tuple(str(m) for m in self.modules))
 
     def learning_modules(self, model: torch.nn.Module) -> tuple[str, ...]:
         """The names of `model`'s submodules this adaptation trains."""

@@ -126,13 +126,26 @@ class Decoder(nn.Module):
 
     def forward(self, content: torch.Tensor, speaker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mel before the post-net, mel after it), both normalised."""
+        return self.head(self.hidden(content, speaker))
+
+    def hidden(self, content: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+        """The GRU's output (B, T, 2 * rnn): everything before the output layer."""
         condition = self.speaker(speaker)[..., None]
         h = self.inp(content)
         for block in self.blocks:
             h = block(h, condition)
-        h, _ = self.rnn(h.transpose(1, 2))
-        coarse = self.out(h).transpose(1, 2)
+        return self.rnn(h.transpose(1, 2))[0]
+
+    def head(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output layer and post-net on `hidden`: (coarse mel, mel after the post-net)."""
+        coarse = self.out(hidden).transpose(1, 2)
         return coarse, coarse + self.postnet(coarse)
+
+    def head_only_learns(self) -> bool:
+        """Whether only the output layer and post-net have trainable weights (adapting them needs
+        the rest of the decoder run once, not at every step)."""
+        return not any(p.requires_grad for m in (self.inp, self.speaker, self.blocks, self.rnn)
+                       for p in m.parameters())
 
 
 class PhoneticVC(ConversionModel):
@@ -274,7 +287,13 @@ class PhoneticVC(ConversionModel):
         normalised units, as in training) over the reference clips, each weighted by its frames."""
         total, frames = 0.0, 0
         for example in examples:
-            coarse, fine = self.decoder(example["content"], example["speaker"])
+            if self.decoder.head_only_learns():
+                if "hidden" not in example:  # the frozen part's output, computed once per adaptation
+                    with torch.no_grad():
+                        example["hidden"] = self.decoder.hidden(example["content"], example["speaker"])
+                coarse, fine = self.decoder.head(example["hidden"])
+            else:
+                coarse, fine = self.decoder(example["content"], example["speaker"])
             target = example["target"]
             total = total + ((fine - target).abs().sum() + (coarse - target).abs().sum()) / target.shape[1]
             frames += target.shape[0] * target.shape[-1]
