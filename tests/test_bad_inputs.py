@@ -271,11 +271,11 @@ def test_cli_convert(cases, name, capsys, tmp_path):
 
 
 def test_cli_checks_output_and_device_before_converting(capsys, tmp_path, monkeypatch):
-    import vc.pipeline
+    import vc.hub
 
     def never(*args, **kwargs):
         raise AssertionError("a model was loaded before the arguments were checked")
-    monkeypatch.setattr(vc.pipeline.VoiceConverter, "from_pretrained", never)
+    monkeypatch.setattr(vc.hub, "load_model", never)
     (tmp_path / "afile").write_text("x")
     for out, device, message in [
         ("/sys/voicelab-test/out.wav", "cpu", r"not writable \((Permission denied|Read-only file system)"),

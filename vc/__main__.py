@@ -91,18 +91,20 @@ def _convert(args: argparse.Namespace) -> None:
     _check_inputs(args.source, *args.reference)
     limits = {"source_limits": _limits(args),
               "reference_limits": _limits(args, SpeechLimits(max_duration=120.0))}
+    from .adaptation import ReferenceAdaptation
+    from .hub import load_model
     from .phone_matching import PhoneMeanMatching
+    from .pipeline import resolve_run_folder
     from .transcript_phones import TranscriptPhones
+    model = load_model(resolve_run_folder(args.model), device=device)
+    # guidance, matching and adaptation apply to the models that can take them (the phonetic converter)
     transcript = None if args.transcript == "none" else TranscriptPhones(args.transcript)
-    # the transcript only guides models that take phone labels (the phonetic converter)
+    matching = PhoneMeanMatching() if args.phone_matching and getattr(model, "accepts_phone_labels", False) else None
     adaptation = None
-    if args.adapt_steps:
-        from .adaptation import ReferenceAdaptation
-        adaptation = ReferenceAdaptation(steps=args.adapt_steps)
-    converter = VoiceConverter.from_pretrained(args.model, vocoder=args.vocoder, device=device,
-                                               transcript=transcript, adaptation=adaptation, **limits)
-    if args.phone_matching and converter.model.accepts_phone_labels:
-        converter.phone_matching = PhoneMeanMatching()
+    if args.adapt_steps and hasattr(model, "adaptation_example"):
+        adaptation = ReferenceAdaptation(steps=args.adapt_steps, modules=tuple(args.adapt_modules))
+    converter = VoiceConverter(model, vocoder=args.vocoder, device=device, transcript=transcript,
+                               phone_matching=matching, adaptation=adaptation, **limits)
     with tqdm(total=100, desc="convert", unit="%") as bar:
         def progress(fraction: float, _what: str) -> None:
             bar.update(round(100 * fraction) - bar.n)
@@ -179,9 +181,12 @@ def main(argv: list[str] | None = None) -> int:
                            "gives the phones (default base), or none for the model's own recogniser")
     conv.add_argument("--no-phone-matching", dest="phone_matching", action="store_false",
                       help="phonetic models: do not match each phone's spectrum to the reference's")
-    conv.add_argument("--adapt-steps", type=_count(500), default=0, metavar="N",
-                      help="phonetic models: train a copy of the decoder N steps on the reference first "
-                           "(closer to the voice, a few seconds more; 0, the default: as trained)")
+    conv.add_argument("--adapt-steps", type=_count(500), default=40, metavar="N",
+                      help="phonetic models: train a copy of the model N steps on the reference first "
+                           "(default 40: closer to the voice, a few seconds more; 0: as trained)")
+    conv.add_argument("--adapt-modules", nargs="+", default=["decoder.out", "decoder.postnet"], metavar="NAME",
+                      help="the modules that adapt (default: the decoder's output layer and post-net, "
+                           "which keep the words; 'decoder' adapts all of it, closer to the voice)")
     conv.set_defaults(run=_convert)
     clone = commands.add_parser("clone", help="say typed text in the voice of a reference clip")
     clone.add_argument("--model", required=True,
