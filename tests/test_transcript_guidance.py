@@ -241,3 +241,20 @@ def test_missing_whisper_weights_warn_and_convert_with_the_models_own_phones(rea
     with pytest.warns(UserWarning, match="without transcript guidance"):
         audio = converter.convert(source, real_speech / "vctk" / "p226" / "p226_003.wav")
     assert audio.duration > 4.0 and abs(audio.samples).max() > 0
+
+
+def test_transcripts_are_cached_by_clip_until_forgotten(real_speech):
+    heard = []
+
+    class Counting(KnownText):
+        def transcribe(self, audio) -> str:
+            heard.append(1)
+            return self.text
+
+    from vc.audio import prepare_speech
+    clip = prepare_speech(real_speech / "vctk" / "p225" / "p225_003.wav", 16000)
+    transcript = TranscriptPhones(Counting(SIX_SPOONS))
+    first = transcript.labels(clip, 300, 62.5)
+    assert transcript.labels(clip, 300, 62.5) is first and len(heard) == 1
+    transcript.forget(clip)
+    assert torch.equal(transcript.labels(clip, 300, 62.5).labels, first.labels) and len(heard) == 2

@@ -91,6 +91,14 @@ class TranscriptPhones:
                 self._cache.popitem(last=False)
         return found
 
+    def forget(self, audio: Audio) -> None:
+        """Drop what the cache holds for `audio`, so its next labels are transcribed again (a
+        benchmark times the source's transcription on every repeat)."""
+        digest = hashlib.sha1(audio.samples.tobytes()).hexdigest()
+        with self._lock:
+            for key in [k for k in self._cache if k[0] == digest]:
+                del self._cache[key]
+
     def _labels(self, audio: Audio, frames: int, frame_rate: float) -> PhoneLabels | None:
         text = self.transcribe(audio)
         if not transcript_words(text):
