@@ -186,3 +186,23 @@ def test_clone_cli(aligned_vctk, real_speech, tmp_path):
                            "--adapt-steps: must be a whole number from 0 to 500")):
         failed = run(*args)
         assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_embedding_noise_moves_each_speaker_embedding_a_little_and_reproducibly(aligned_vctk, tmp_path):
+    from training.features import compute_features
+    from training.synth_loop import TokenBatches
+    from vc.data import read_corpus
+    from vc.mel import MelConfig
+
+    mel = MelConfig()
+    features, _ = compute_features(read_corpus(aligned_vctk), mel, tmp_path / "features", progress=False,
+                                   frame_targets=("phones", "f0"))
+    clean = TokenBatches(features, mel.frame_rate, 96, 4, seed=0, silence=-11.5)
+    noisy = TokenBatches(features, mel.frame_rate, 96, 4, seed=0, silence=-11.5, embedding_noise=0.03)
+    a, b = clean.batch(3), noisy.batch(3)
+    assert torch.equal(a["tokens"], b["tokens"]) and torch.equal(a["mel"], b["mel"])  # same items
+    cosine = (a["embedding"] * b["embedding"]).sum(-1)
+    assert ((cosine > 0.85) & (cosine < 0.99)).all(), cosine  # near, but not the same
+    assert torch.allclose(b["embedding"].norm(dim=-1), torch.ones(4)) and (b["embedding"] >= 0).all()
+    assert torch.equal(noisy.batch(3)["embedding"], b["embedding"])  # resume sees the same noise
+    assert not torch.equal(noisy.batch(4)["embedding"], b["embedding"])

@@ -37,10 +37,11 @@ class TokenBatches:
         seed: `batch(step)` depends only on it, the step and `rank`.
         silence: the log-mel value that pads.
         frame_rate: mel frames per second (to turn alignment times into frames).
+        embedding_noise: Gaussian noise on each item's speaker embedding (`SynthesizerTrainConfig`).
     """
 
     def __init__(self, features: Sequence[UtteranceFeatures], frame_rate: float, max_frames: int,
-                 batch_size: int, seed: int, silence: float, rank: int = 0):
+                 batch_size: int, seed: int, silence: float, rank: int = 0, embedding_noise: float = 0.0):
         self.items = []
         for f in features:
             if not f.utterance.alignment:
@@ -65,6 +66,7 @@ class TokenBatches:
                           "and are left out of synthesizer training")
         self.max_frames, self.batch_size = max_frames, batch_size
         self.seed, self.rank, self.silence = seed, rank, silence
+        self.embedding_noise = embedding_noise
 
     def _span(self, lengths: torch.Tensor, generator: torch.Generator) -> tuple[int, int]:
         """Token range [first, last) of at most max_frames frames, from a random start."""
@@ -102,7 +104,12 @@ class TokenBatches:
             batch["durations"][b, :len(tokens)] = durations
             batch["pitch"][b, :len(tokens)] = pitch
             batch["mel"][b, :, :mel.shape[-1]] = mel
-        batch["embedding"] = torch.stack([c[0].embedding for c in chosen])
+        embedding = torch.stack([c[0].embedding for c in chosen])
+        if self.embedding_noise:  # drawn last, from the step's generator: resume stays exact
+            noise = torch.randn(embedding.shape, generator=generator) * self.embedding_noise
+            embedding = (embedding + noise).clamp_min(0)
+            embedding = embedding / embedding.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        batch["embedding"] = embedding
         batch["speaker"] = torch.tensor([c[0].speaker_index for c in chosen])
         return batch
 
@@ -113,7 +120,8 @@ class SynthesizerTrainer(Trainer):
     def make_batches(self, train, val, silence):
         cfg, rate = self.config, self.mel_config.frame_rate
         batches = TokenBatches(train, rate, cfg.segment_frames, cfg.batch_size, cfg.seed, silence,
-                               rank=self.accelerator.process_index)
+                               rank=self.accelerator.process_index,
+                               embedding_noise=cfg.embedding_noise)
         val_batches = None
         if val:
             try:
