@@ -42,7 +42,7 @@ from .clone_systems import CloneSystem, SystemRecord, build_clone_systems, parse
 from .intelligibility import normalize_text
 from .runner import ResultStore, run_trials
 from .scoring import METRICS, NATURALNESS_METRICS, Scorer, error_counts
-from .summary import summarise_system, verification_threshold
+from .summary import add_paired, summarise_system, verification_threshold
 
 FORMAT = "voicelab-clone-report"
 VERSION = 1
@@ -200,7 +200,7 @@ def build_clone_report(protocol: CloneProtocol, protocol_path: Path, systems: Se
         trials = [t for t in protocol if t.voice_set == voice_set]
         levels = _levels(protocol, voice_set, scorer)
         sv = _verification(protocol, voice_set, scorer)
-        entries = []
+        entries, rows_by_system = [], {}
         for system in systems:
             applicable = [t for t in trials if system.applies(t)]
             rows = []
@@ -209,12 +209,14 @@ def build_clone_report(protocol: CloneProtocol, protocol_path: Path, systems: Se
                 if row is not None and row["key"] == system.trial_key(trial, scorer.digest):
                     rows.append(row)
             rows_all += rows
+            rows_by_system[system.name] = rows
             entry = {**system.info(), **summarise_system(metrics, rows, sv.get("threshold"))}
             entry.update(applicable=len(applicable), not_applicable=len(trials) - len(applicable),
                          not_run=len(applicable) - len(rows))
             entry["goals"] = _goals_met(entry, voice_set, levels["cross_speaker_level"])
             entries.append(entry)
-            flat.append({**entry, "name": f"{system.name} [{voice_set} voices]", "set": voice_set})
+        add_paired(entries, rows_by_system)
+        flat += [{**entry, "name": f"{entry['name']} [{voice_set} voices]", "set": voice_set} for entry in entries]
         sets[voice_set] = {"trials": len(trials), "voices": len(protocol.voices_in(voice_set)), **levels,
                            "sv_threshold": sv, "systems": entries,
                            "texts": _text_mix(trials)}

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 from vc.hub import write_files_atomically
 
+from .summary import PAIRED_HEADER, paired_cells
+
 if TYPE_CHECKING:  # matplotlib is imported when a chart is drawn, so Markdown needs none
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -214,7 +216,8 @@ def render_markdown(report: dict) -> str:
             cells = [_format_cell(system, n) for n in metrics]
             cells = [f"**{c}**" if (index, n) in bold else c for c, n in zip(cells, metrics)]
             out.append(f"| {name} | " + " | ".join(cells) + f" | {_failed(report, system)[1]} |")
-        out += ["", _md(_BEST_NOTE), "", "### How to read this", ""]
+        out += ["", _md(_BEST_NOTE)] + _md_paired(_systems(report))
+        out += ["", "### How to read this", ""]
         out += [f"- {_md_code(name)}: {_md(line)}" for name, line in _reading_guide(report, metrics)]
         out += ["", "## Systems", ""]
         for system in _systems(report):
@@ -225,6 +228,24 @@ def render_markdown(report: dict) -> str:
         out.append("No systems were evaluated.")
     out += ["", "## Failures", ""] + _md_failures(report)
     return "\n".join(out) + "\n"
+
+
+def _md_paired(systems: list[dict]) -> list[str]:
+    """The `paired` comparisons of a report's systems as a table (none: no lines)."""
+    paired = [s for s in systems if s.get("paired")]
+    if not paired:
+        return []
+    against = paired[0]["paired"].get("against", "the first system")
+    out = ["", f"### Trial by trial against {_md(against)}", "",
+           _md(f"Each system minus {against} on the trials both scored, with the 95% bootstrap "
+               "interval over those trials and the number of trials that went each way: the trials' own "
+               "spread (short clips, hard texts) cancels out of a paired difference, so a gap the table "
+               "above cannot resolve may show here."), ""]
+    out += PAIRED_HEADER
+    out += [f"| {_md(s.get('name', '?'))} | {s['paired'].get('n', '?')} | "
+            + " | ".join(paired_cells(s["paired"])) + " |"
+            for s in paired]
+    return out
 
 
 def _md_failures(report: dict) -> list[str]:
@@ -369,7 +390,22 @@ def _html_results(report: dict) -> str:
     guide = "".join(f"<li><code>{_e(name)}</code>: {_e(line)}</li>" for name, line in _reading_guide(report, metrics))
     return (f"<h2>Results</h2>\n<table><thead><tr><th>System</th>{head}<th>Failed</th></tr></thead>\n"
             f"<tbody>{''.join(rows)}</tbody></table>\n<p class=\"note\">{_e(_BEST_NOTE)}</p>\n"
-            f"<details><summary>How to read this</summary><ul>{guide}</ul></details>")
+            + _html_paired(systems)
+            + f"<details><summary>How to read this</summary><ul>{guide}</ul></details>")
+
+
+def _html_paired(systems: list[dict]) -> str:
+    """The `paired` comparisons as a table ('' when there are none)."""
+    paired = [s for s in systems if s.get("paired")]
+    if not paired:
+        return ""
+    heads = "".join(f"<th>{_e(h.strip())}</th>" for h in PAIRED_HEADER[0].strip("|").split("|"))
+    rows = "".join(f"<tr><td>{_e(s.get('name', '?'))}</td><td class=\"num\">{_e(s['paired'].get('n', '?'))}</td>"
+                   + "".join(f"<td>{_e(c)}</td>" for c in paired_cells(s["paired"])) + "</tr>" for s in paired)
+    against = paired[0]["paired"].get("against", "the first system")
+    return (f"<h3>Trial by trial against {_e(against)}</h3>\n<p class=\"note\">Each system minus it on the "
+            "trials both scored: the change, its 95% bootstrap interval, and the trials that went each way.</p>\n"
+            f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>\n")
 
 
 def _html_metric_cell(system: dict, name: str, bold: bool) -> str:

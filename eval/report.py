@@ -27,7 +27,7 @@ from .protocol import Protocol
 from .render import render_markdown, write_report_files
 from .runner import ResultStore, run_trials, slug
 from .scoring import METRICS, NATURALNESS_METRICS, Scorer, expand_metrics
-from .summary import summarise_system, verification_threshold
+from .summary import add_paired, summarise_system, verification_threshold
 from .systems import System, build_systems
 
 FORMAT = "voicelab-eval-report"
@@ -110,6 +110,7 @@ def build_report(protocol: Protocol, protocol_path: Path, systems: Sequence[Syst
             entry["metrics"].update(figures)
             notes.extend(content_notes)
         entries.append(entry)
+    add_paired(entries, rows_by_system)
     if abx_set is not None and abx_set.missing:
         notes.append(f"ABX and bitrate left out: {abx_set.missing}")
     if scorer.recogniser is None and {"wer", "cer"} & set(metrics):
@@ -146,6 +147,11 @@ def publish_report(report_dir: str | os.PathLike, out_dir: str | os.PathLike) ->
 
     report_dir, out_dir = Path(report_dir), Path(out_dir)
     report = read_report(report_dir)
+    if not any(entry.get("paired") for entry in report.get("systems", [])):  # a run made before pairing
+        rows_by_system = defaultdict(list)
+        for row in report.get("trials", []):
+            rows_by_system[row["system"]].append(row)
+        add_paired(report.get("systems", []), rows_by_system)
     summary = {k: v for k, v in report.items() if k not in ("trials", "examples")}
     summary["per_trial_rows"] = f"{len(report.get('trials', []))} rows, left out when published"
     rebase = lambda rel: os.path.relpath((report_dir / rel).resolve(), out_dir.resolve())

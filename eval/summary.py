@@ -103,3 +103,71 @@ def verification_threshold(embeddings: Mapping[str, Sequence[np.ndarray]], refer
     eer, threshold = equal_error_rate(np.array(genuine), np.array(impostor))
     return {"threshold": threshold, "eer": eer, "genuine_pairs": len(genuine),
             "impostor_pairs": len(impostor), "speakers": len(speakers)}
+
+
+def paired_comparison(first: Sequence[Mapping], other: Sequence[Mapping]) -> dict | None:
+    """How `other` differs from `first` on the trials both scored (rows matched by trial_id):
+    a system's mean over its own trials hides whether it won on most of them, and the trials'
+    own spread (short clips, hard texts) cancels out of the differences.
+
+    Returns {"n", "metrics"} or None where no trial has both: `secs` and `dnsmos_ovrl` as the
+    mean difference (other - first) with its 95% bootstrap interval and the trials where it is
+    higher and lower; `wer` as the difference in pooled word errors over the first system's
+    reference words (a fraction: 0.02 is 2 points), with the trials that have more and fewer
+    errors."""
+    mine = {r["trial_id"]: r["metrics"] for r in first if r.get("status") == "ok"}
+    pairs = [(mine[r["trial_id"]], r["metrics"]) for r in other
+             if r.get("status") == "ok" and r["trial_id"] in mine]
+    if not pairs:
+        return None
+    figures = {}
+    for name in ("secs", "dnsmos_ovrl"):
+        both = [(a[name], b[name]) for a, b in pairs if a.get(name) is not None and b.get(name) is not None]
+        if both:
+            delta = np.array([b - a for a, b in both], dtype=np.float64)
+            figures[name] = {"value": float(delta.mean()), "ci95": bootstrap_ci([delta], lambda d: d.mean(axis=-1)),
+                             "higher": int((delta > 0).sum()), "lower": int((delta < 0).sum()), "n": len(both)}
+    both = [(a["word_errors"], b["word_errors"], a["words"]) for a, b in pairs
+            if "word_errors" in a and "word_errors" in b and a.get("words")]
+    if both:
+        errors_a, errors_b, words = (np.array(c, dtype=np.float64) for c in zip(*both))
+        change = lambda ea, eb, w: (eb.sum(axis=-1) - ea.sum(axis=-1)) / w.sum(axis=-1)  # noqa: E731
+        figures["wer"] = {"value": float((errors_b.sum() - errors_a.sum()) / words.sum()),
+                          "ci95": bootstrap_ci([errors_a, errors_b, words], change),
+                          "higher": int((errors_b > errors_a).sum()), "lower": int((errors_b < errors_a).sum()),
+                          "n": len(both)}
+    return {"n": len(pairs), "metrics": figures}
+
+
+def add_paired(entries: Sequence[dict], rows_by_system: dict[str, Sequence[dict]]) -> None:
+    """Each model after the first gets `paired`: its trial-by-trial difference from the first
+    model (`eval.summary.paired_comparison`), the comparison a choice between them needs."""
+    models = [e for e in entries if e.get("kind", "model") == "model"]
+    if len(models) < 2:
+        return
+    first = models[0]["name"]
+    for entry in models[1:]:
+        paired = paired_comparison(rows_by_system[first], rows_by_system[entry["name"]])
+        if paired is not None:
+            entry["paired"] = {"against": first, **paired}
+
+
+def paired_cells(paired: Mapping) -> list[str]:
+    """Markdown cells of one `paired_comparison`: similarity, WER and DNSMOS OVRL changes."""
+    figures = paired.get("metrics") or {}
+
+    def cell(name: str, scale: float, unit: str, digits: int, more: str, fewer: str) -> str:
+        figure = figures.get(name)
+        if not figure:
+            return "—"
+        ci = figure.get("ci95")
+        spread = f" [{ci[0] * scale:+.{digits}f}, {ci[1] * scale:+.{digits}f}]" if ci else ""
+        return (f"{figure['value'] * scale:+.{digits}f}{unit}{spread}; {more} on {figure['higher']}, "
+                f"{fewer} on {figure['lower']}")
+    return [cell("secs", 1, "", 3, "higher", "lower"), cell("wer", 100, " pts", 1, "more errors", "fewer"),
+            cell("dnsmos_ovrl", 1, "", 2, "higher", "lower")]
+
+
+PAIRED_HEADER = ["| system | trials | similarity change (95 % CI) | WER change (95 % CI) | "
+                 "DNSMOS OVRL change (95 % CI) |",
+                 "|---|---:|---|---|---|"]

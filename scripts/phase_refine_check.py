@@ -115,7 +115,8 @@ def main() -> None:
                 s["buzz"] += abs(12 * np.log2(f0 / (rate / hop))) <= 0.5
         print(trial["trial_id"], " ".join(f"{n} {s['sim'][-1]:.3f}/{s['ovrl'][-1]:.2f}"
                                           for n, s in scores.items()), flush=True)
-    print(f"\n{len(trials)} trials: similarity, Whisper WER, DNSMOS OVRL, median F0 near the reference's, at the frame rate")
+    print(f"\n{len(trials)} trials: similarity, Whisper WER, DNSMOS OVRL, median F0 near the reference's, "
+          "at the frame rate")
     for name, s in scores.items():
         wer = error_rates(texts, s["hyp"])["wer"]
         print(f"  {name:14s} {np.mean(s['sim']):.3f}  {100 * wer:5.1f} %  {np.mean(s['ovrl']):.2f}  "

@@ -2,11 +2,16 @@
 metric selection and transcripts scored against their references."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from eval.render import render_html, render_markdown
 from eval.scoring import METRICS, error_counts, expand_metrics
-from eval.summary import bootstrap_ci, summarise_metric, summarise_system, verification_threshold
+from eval.summary import (
+    add_paired, bootstrap_ci, paired_comparison, summarise_metric, summarise_system, verification_threshold,
+)
 
 
 def rows(*metrics: dict, status: str = "ok") -> list[dict]:
@@ -78,3 +83,34 @@ def test_metric_selection_by_name_and_group():
     assert expand_metrics(["sv_accept"]) == ["secs", "sv_accept"]  # read off the similarity
     with pytest.raises(ValueError, match="unknown metric"):
         expand_metrics(["pesq"])
+
+
+def test_paired_comparison_matches_trials_and_counts_each_way():
+    def row(trial, secs, errors, words=10, status="ok"):
+        return {"trial_id": trial, "status": status,
+                "metrics": {"secs": secs, "word_errors": errors, "words": words, "dnsmos_ovrl": 2.0}}
+    first = [row("a", 0.70, 1), row("b", 0.60, 0), row("c", 0.80, 2), row("d", 0.50, 0)]
+    other = [row("c", 0.85, 1), row("a", 0.75, 3), row("b", 0.55, 0), row("d", 0.9, 9, status="failed"),
+             row("e", 0.99, 0)]  # d failed, e only here: neither counts
+    paired = paired_comparison(first, other)
+    assert paired["n"] == 3
+    secs, wer, ovrl = (paired["metrics"][k] for k in ("secs", "wer", "dnsmos_ovrl"))
+    assert secs["value"] == pytest.approx((0.05 - 0.05 + 0.05) / 3)
+    assert (secs["higher"], secs["lower"]) == (2, 1)
+    assert wer["value"] == pytest.approx((4 - 3) / 30)  # errors 1+0+2 -> 3+0+1 over 30 words
+    assert (wer["higher"], wer["lower"]) == (1, 1)
+    assert ovrl["value"] == 0 and (ovrl["higher"], ovrl["lower"]) == (0, 0)
+    assert wer["ci95"][0] <= wer["value"] <= wer["ci95"][1]
+    assert paired_comparison(first, [row("z", 0.5, 0)]) is None
+
+    # in a report: every model after the first is paired with it, baselines are not
+    entries = [{"name": "default", "kind": "model", "metrics": {}}, {"name": "source", "kind": "baseline"},
+               {"name": "other", "kind": "model", "metrics": {}}]
+    add_paired(entries, {"default": first, "source": other, "other": other})
+    assert "paired" not in entries[0] and "paired" not in entries[1]
+    assert entries[2]["paired"]["against"] == "default" and entries[2]["paired"]["n"] == 3
+    markdown = render_markdown({"systems": entries, "metric_info": {}})
+    assert "Trial by trial against default" in markdown
+    assert "| other | 3 | +0.017 [" in markdown and "higher on 2, lower on 1" in markdown
+    assert "+3.3 pts [" in markdown and "more errors on 1, fewer on 1" in markdown
+    assert "<h3>Trial by trial against default</h3>" in render_html({"systems": entries, "metric_info": {}}, Path("."))
