@@ -16,8 +16,7 @@ from pathlib import Path
 from vc.hub import write_text_atomically
 
 from .clone_protocol import map_metadata_paths
-from .render import _md, _new_figure, _system_color, render_html
-from .summary import PAIRED_HEADER, paired_cells
+from .render import _md, _new_figure, _system_color, md_paired_table, render_html
 
 PLOT = "similarity-wer.png"
 MISSING = "—"
@@ -108,12 +107,11 @@ def render_clone_markdown(report: dict) -> str:
                 f"{_md(name)} {format_figure('dnsmos_sig', s)} / {format_figure('dnsmos_bak', b)} / "
                 f"{format_figure('dnsmos_p808', p)}" for name, s, b, p in more) + ".")
             out.append("")
-        paired = [e for e in info.get("systems") or [] if e.get("paired")]
-        if paired:
-            out += [f"Trial by trial against {_md(paired[0]['paired'].get('against', '?'))} (each system minus it "
-                    "on the trials both spoke, 95% bootstrap interval, trials each way):", ""] + PAIRED_HEADER
-            out += [f"| {_md(e.get('name', '?'))} | {e['paired'].get('n', '?')} | "
-                    + " | ".join(paired_cells(e["paired"])) + " |" for e in paired] + [""]
+        table = md_paired_table(info.get("systems") or [])
+        if table:
+            against = next(e for e in info["systems"] if e.get("paired"))["paired"].get("against", "?")
+            out += [f"Trial by trial against {_md(against)} (each system minus it on the trials both spoke, "
+                    "95% bootstrap interval, trials each way):", ""] + table + [""]
     out += [f"![similarity and WER per system]({PLOT})", "", "## How to read this", ""]
     out += [f"- `{name}`: {_md(info.get('label', name))}" + (f"; unit {info['unit']}" if info.get("unit") else "")
             for name, info in (report.get("metric_info") or {}).items()]

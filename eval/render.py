@@ -21,11 +21,10 @@ import json
 import math
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from vc.hub import write_files_atomically
 
-from .summary import PAIRED_HEADER, paired_cells
 
 if TYPE_CHECKING:  # matplotlib is imported when a chart is drawn, so Markdown needs none
     from matplotlib.axes import Axes
@@ -230,22 +229,47 @@ def render_markdown(report: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def _md_paired(systems: list[dict]) -> list[str]:
-    """The `paired` comparisons of a report's systems as a table (none: no lines)."""
+def paired_cells(paired: Mapping) -> list[str]:
+    """Markdown cells of one `paired_comparison`: similarity, WER and DNSMOS OVRL changes."""
+    figures = paired.get("metrics") or {}
+
+    def cell(name: str, scale: float, unit: str, digits: int, more: str, fewer: str) -> str:
+        figure = figures.get(name)
+        if not figure:
+            return "—"
+        ci = figure.get("ci95")
+        spread = f" [{ci[0] * scale:+.{digits}f}, {ci[1] * scale:+.{digits}f}]" if ci else ""
+        return (f"{figure['value'] * scale:+.{digits}f}{unit}{spread}; {more} on {figure['higher']}, "
+                f"{fewer} on {figure['lower']}")
+    return [cell("secs", 1, "", 3, "higher", "lower"), cell("wer", 100, " pts", 1, "more errors", "fewer"),
+            cell("dnsmos_ovrl", 1, "", 2, "higher", "lower")]
+
+
+PAIRED_HEADER = ["| system | trials | similarity change (95 % CI) | WER change (95 % CI) | "
+                 "DNSMOS OVRL change (95 % CI) |",
+                 "|---|---:|---|---|---|"]
+
+
+def md_paired_table(systems: list[dict]) -> list[str]:
+    """The `paired` comparisons of `systems` as a Markdown table (no lines when there are none)."""
     paired = [s for s in systems if s.get("paired")]
     if not paired:
         return []
-    against = paired[0]["paired"].get("against", "the first system")
-    out = ["", f"### Trial by trial against {_md(against)}", "",
-           _md(f"Each system minus {against} on the trials both scored, with the 95% bootstrap "
-               "interval over those trials and the number of trials that went each way: the trials' own "
-               "spread (short clips, hard texts) cancels out of a paired difference, so a gap the table "
-               "above cannot resolve may show here."), ""]
-    out += PAIRED_HEADER
-    out += [f"| {_md(s.get('name', '?'))} | {s['paired'].get('n', '?')} | "
-            + " | ".join(paired_cells(s["paired"])) + " |"
-            for s in paired]
-    return out
+    return PAIRED_HEADER + [f"| {_md(s.get('name', '?'))} | {s['paired'].get('n', '?')} | "
+                            + " | ".join(paired_cells(s["paired"])) + " |" for s in paired]
+
+
+def _md_paired(systems: list[dict]) -> list[str]:
+    """A conversion report's paired section: heading, how to read it, table."""
+    table = md_paired_table(systems)
+    if not table:
+        return []
+    against = next(s for s in systems if s.get("paired"))["paired"].get("against", "the first system")
+    return ["", f"### Trial by trial against {_md(against)}", "",
+            _md(f"Each system minus {against} on the trials both scored, with the 95% bootstrap "
+                "interval over those trials and the number of trials that went each way: the trials' own "
+                "spread (short clips, hard texts) cancels out of a paired difference, so a gap the table "
+                "above cannot resolve may show here."), ""] + table
 
 
 def _md_failures(report: dict) -> list[str]:

@@ -150,24 +150,3 @@ def add_paired(entries: Sequence[dict], rows_by_system: dict[str, Sequence[dict]
         paired = paired_comparison(rows_by_system[first], rows_by_system[entry["name"]])
         if paired is not None:
             entry["paired"] = {"against": first, **paired}
-
-
-def paired_cells(paired: Mapping) -> list[str]:
-    """Markdown cells of one `paired_comparison`: similarity, WER and DNSMOS OVRL changes."""
-    figures = paired.get("metrics") or {}
-
-    def cell(name: str, scale: float, unit: str, digits: int, more: str, fewer: str) -> str:
-        figure = figures.get(name)
-        if not figure:
-            return "—"
-        ci = figure.get("ci95")
-        spread = f" [{ci[0] * scale:+.{digits}f}, {ci[1] * scale:+.{digits}f}]" if ci else ""
-        return (f"{figure['value'] * scale:+.{digits}f}{unit}{spread}; {more} on {figure['higher']}, "
-                f"{fewer} on {figure['lower']}")
-    return [cell("secs", 1, "", 3, "higher", "lower"), cell("wer", 100, " pts", 1, "more errors", "fewer"),
-            cell("dnsmos_ovrl", 1, "", 2, "higher", "lower")]
-
-
-PAIRED_HEADER = ["| system | trials | similarity change (95 % CI) | WER change (95 % CI) | "
-                 "DNSMOS OVRL change (95 % CI) |",
-                 "|---|---:|---|---|---|"]

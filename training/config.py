@@ -176,6 +176,8 @@ TRAIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 "tiny": dict(lr=5e-4, discriminator_width=0.25),
                 "fast": dict(lr=5e-4, discriminator_width=0.25, segment_frames=128, batch_size=8)},
 }
+
+
 @dataclass
 class SynthesizerTrainConfig(TrainConfig):
     """How a text-to-mel synthesizer trains.

@@ -79,7 +79,7 @@ class TranscriptPhones:
     def labels(self, audio: Audio, frames: int, frame_rate: float) -> PhoneLabels | None:
         """Phone labels for the `frames` mel frames (at `frame_rate`) of `audio`, or None when
         Whisper hears no words in it or its transcript cannot be aligned."""
-        key = (hashlib.sha1(audio.samples.tobytes()).hexdigest(), audio.sample_rate, frames, float(frame_rate))
+        key = (*_clip_key(audio), frames, float(frame_rate))
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
@@ -94,9 +94,9 @@ class TranscriptPhones:
     def forget(self, audio: Audio) -> None:
         """Drop what the cache holds for `audio`, so its next labels are transcribed again (a
         benchmark times the source's transcription on every repeat)."""
-        digest = hashlib.sha1(audio.samples.tobytes()).hexdigest()
+        clip = _clip_key(audio)
         with self._lock:
-            for key in [k for k in self._cache if k[0] == digest]:
+            for key in [k for k in self._cache if k[:2] == clip]:
                 del self._cache[key]
 
     def _labels(self, audio: Audio, frames: int, frame_rate: float) -> PhoneLabels | None:
@@ -109,6 +109,11 @@ class TranscriptPhones:
             except AlignmentError:
                 return None
         return PhoneLabels(torch.tensor(frame_labels(segments, frames, frame_rate), dtype=torch.long), text)
+
+
+def _clip_key(audio: Audio) -> tuple[str, int]:
+    """What identifies a clip in the transcript cache: its samples' digest and rate."""
+    return hashlib.sha1(audio.samples.tobytes()).hexdigest(), audio.sample_rate
 
 
 __all__ = ["PhoneLabels", "TranscriptPhones"]
