@@ -114,13 +114,13 @@ def feature_cache(tmp_path_factory):
 
 
 def train(data, out, steps, cache, *extra, preset="tiny", adversarial_start=1,
-          discriminators="mpd+msd"):
-    config = out.parent / f"hifigan-{preset}-{discriminators}-test.json"
+          discriminators="mpd+msd", family="hifigan"):
+    config = out.parent / f"{family}-{preset}-{discriminators}-test.json"
     config.write_text(json.dumps({"model": {"preset": preset}, "train": {
         "batch_size": 2, "segment_frames": 16, "log_every": 1, "validate_every": 2,
         "sample_every": 2, "checkpoint_every": 2, "adversarial_start": adversarial_start,
         "discriminator_width": 0.125, "discriminators": discriminators, "magnitude_loss_weight": 45.0, "phase_loss_weight": 100.0}}))
-    command = [sys.executable, "-m", "training", "hifigan", "--data", *map(str, data),
+    command = [sys.executable, "-m", "training", family, "--data", *map(str, data),
                "--config", str(config), "--steps", str(steps), "--out", str(out),
                "--cache", str(cache), "--quiet", *extra]
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -163,10 +163,16 @@ def test_train_with_discriminators_resume_and_publish(real_speech, tmp_path, fea
     # A run folder is a vocoder for the converter, the CLI and load_vocoder.
     vocoder = load_vocoder(whole, MelConfig())
     assert isinstance(vocoder, HiFiGAN)
+    assert_resynthesizes(whole, real_speech, tmp_path)
+
+
+def assert_resynthesizes(run_dir, real_speech, tmp_path):
+    """`python -m vc resynthesize` with a training run folder as the vocoder: a clip as long
+    as the prepared source."""
     source = sorted((real_speech / "vctk" / "p225").glob("*.wav"))[0]
     out = tmp_path / "resynth.wav"
     cli = subprocess.run([sys.executable, "-m", "vc", "resynthesize", str(source), "--out", str(out),
-                          "--vocoder", str(whole)], cwd=REPO, capture_output=True, text=True, timeout=300)
+                          "--vocoder", str(run_dir)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert abs(load_audio(out).duration - prepare_speech(source, 16000).duration) < 0.05
 

@@ -21,7 +21,7 @@ import sys
 from vc.errors import VoicelabError
 
 FAMILIES = ("autovc", "vqvc", "vqvae", "ppgvc")
-VOCODERS = ("hifigan",)
+VOCODERS = ("hifigan", "ddsp")
 # command -> the model_type it trains (text-to-mel synthesizers)
 SYNTHESIZERS = {"synthesizer": "duration-synth"}
 

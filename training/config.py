@@ -75,6 +75,7 @@ _RANGES: dict[str, tuple[Any, Any, str]] = {
     "seed": (0, None, "int"), "adversarial_start": (0, None, "int"),
     "discriminator_width": ("<0", None, "float"), "mel_loss_weight": (0, None, "float"),
     "magnitude_loss_weight": (0, None, "float"), "phase_loss_weight": (0, None, "float"),
+    "stft_loss_weight": (0, None, "float"), "f0_loss_weight": (0, None, "float"),
     "adam_beta1": (0, "<1", "float"), "adam_beta2": (0, "<1", "float"),
     "embedding_noise": (0, 1, "float"),
 }
@@ -125,6 +126,10 @@ class VocoderTrainConfig(TrainConfig):
         mel_loss_weight: weight of the multi-resolution log-mel L1.
         magnitude_loss_weight, phase_loss_weight: for inverse-STFT heads, weights of the direct
             log-magnitude and phase losses (APNet's 45 and 100; 0 turns them off).
+        stft_loss_weight: weight of the multi-resolution linear-frequency STFT loss (spectral
+            convergence plus log-magnitude L1), which sees single harmonics that log-mels blur.
+        f0_loss_weight: for vocoders that predict F0 (the harmonic-plus-noise `ddsp`), weight of
+            its error in semitones against pYIN labels of the training audio.
         adam_beta1, adam_beta2: AdamW betas for generator and discriminators.
     """
 
@@ -146,6 +151,8 @@ class VocoderTrainConfig(TrainConfig):
     mel_loss_weight: float = 45.0
     magnitude_loss_weight: float = 0.0
     phase_loss_weight: float = 0.0
+    stft_loss_weight: float = 0.0
+    f0_loss_weight: float = 0.0
     adam_beta1: float = 0.8
     adam_beta2: float = 0.99
 
@@ -175,6 +182,12 @@ TRAIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "hifigan": {"v1": {}, "v2": {}, "v3": {},
                 "tiny": dict(lr=5e-4, discriminator_width=0.25),
                 "fast": dict(lr=5e-4, discriminator_width=0.25, segment_frames=128, batch_size=8)},
+    # Spectral losses only (no discriminators): the oscillators make the phase.
+    "ddsp": {"tiny": dict(lr=1e-3, segment_frames=32, batch_size=4, adversarial_start=10**9,
+                          stft_loss_weight=1.0, f0_loss_weight=1.0),
+             "fast": dict(lr=1e-3, segment_frames=96, batch_size=8, schedule="cosine",
+                          adversarial_start=10**9, discriminator_width=0.25, stft_loss_weight=1.0,
+                          f0_loss_weight=1.0)},
 }
 
 
@@ -194,7 +207,8 @@ class SynthesizerTrainConfig(TrainConfig):
     embedding_noise: float = 0.0
 
 
-TRAIN_CLASSES: dict[str, type[TrainConfig]] = {"hifigan": VocoderTrainConfig, "duration-synth": SynthesizerTrainConfig}
+TRAIN_CLASSES: dict[str, type[TrainConfig]] = {"hifigan": VocoderTrainConfig, "ddsp": VocoderTrainConfig,
+                                               "duration-synth": SynthesizerTrainConfig}
 
 
 @dataclass

@@ -27,6 +27,7 @@ from vc.models import ConversionModel
 from vc.models.synthesizer import DurationSynthesizer, alignment_tokens, phone_pitch
 from vc.phone_matching import PhoneMeanMatching
 from vc.pipeline import resolve_run_folder
+from vc.pitch import f0_contour
 
 from .features import UtteranceFeatures, cache_key, save_atomically, speaker_embeddings
 
@@ -36,6 +37,20 @@ class VocoderItem:
     name: str
     mel: torch.Tensor   # (n_mels, frames): the vocoder's input
     wav: torch.Tensor   # (samples,) float32 in [-1, 1]: what it should produce
+    f0: torch.Tensor | None = None  # (frames,) Hz of the waveform, 0 unvoiced: for vocoders that predict F0
+
+
+def _read_cached(entry: Path, name: str) -> np.ndarray | None:
+    """Array `name` of a cache entry, or None when it is missing or damaged (then removed, so
+    it is recomputed)."""
+    if not entry.exists():
+        return None
+    try:
+        with np.load(entry) as data:
+            return data[name]
+    except (OSError, ValueError, KeyError):
+        entry.unlink(missing_ok=True)
+        return None
 
 
 def load_waveforms(features: Sequence[UtteranceFeatures], mel: MelConfig, cache_dir: str | Path,
@@ -48,19 +63,35 @@ def load_waveforms(features: Sequence[UtteranceFeatures], mel: MelConfig, cache_
     for f in tqdm(features, desc="waveforms", unit="utt", disable=not progress):
         key = cache_key(f.utterance.path, mel) if trim else cache_key(f.utterance.path, mel, ["untrimmed"])
         entry = cache / f"{key}.wav.npz"
-        samples = None
-        if entry.exists():
-            try:
-                with np.load(entry) as data:
-                    samples = data["pcm"]
-            except (OSError, ValueError, KeyError):
-                entry.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+        samples = _read_cached(entry, "pcm")
         if samples is None:
             audio = prepare_speech(f.utterance.path, mel.sample_rate, trim=trim)
             samples = np.clip(np.round(audio.samples * 32767), -32768, 32767).astype(np.int16)
             save_atomically(entry, pcm=samples)
         waves.append(torch.from_numpy(samples.astype(np.float32) / 32767))
     return waves
+
+
+def load_f0_labels(features: Sequence[UtteranceFeatures], waves: Sequence[torch.Tensor],
+                   mel: MelConfig, cache_dir: str | Path, progress: bool = True,
+                   trim: bool = True) -> list[torch.Tensor]:
+    """pYIN's F0 (Hz, 0 where unvoiced) of each prepared waveform, one value per mel frame
+    (frame f centred on sample f * hop, as the mels are), cached on disk."""
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    labels = []
+    for f, wav in tqdm(list(zip(features, waves)), desc="F0 labels", unit="utt", disable=not progress):
+        tags = ["f0hz"] if trim else ["f0hz", "untrimmed"]
+        entry = cache / f"{cache_key(f.utterance.path, mel, tags)}.f0.npz"
+        f0 = _read_cached(entry, "f0")
+        if f0 is None:
+            contour = f0_contour(wav.numpy(), mel.sample_rate, mel.hop_length)
+            f0 = np.nan_to_num(contour, nan=0.0).astype(np.float32)
+            save_atomically(entry, f0=f0)
+        frames = f.mel.shape[-1]
+        f0 = torch.from_numpy(f0[:frames])
+        labels.append(torch.nn.functional.pad(f0, (0, frames - f0.shape[-1])))
+    return labels
 
 
 def load_mel_model(name: str | Path, mel: MelConfig) -> ConversionModel | DurationSynthesizer:
@@ -169,18 +200,21 @@ class VocoderBatches:
         self.items, self.frames, self.batch_size, self.hop = list(items), segment_frames, batch_size, hop
         self.seed, self.rank, self.silence = seed, rank, silence
 
-    def _segment(self, item: VocoderItem, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _segment(self, item: VocoderItem, generator: torch.Generator) -> dict[str, torch.Tensor]:
         frames, hop = self.frames, self.hop
         available = min(item.mel.shape[-1], item.wav.shape[-1] // hop)
         start = int(torch.randint(0, max(1, available - frames + 1), (1,), generator=generator))
         mel = item.mel[:, start:start + frames]
         wav = item.wav[start * hop:(start + frames) * hop]
-        mel = torch.nn.functional.pad(mel, (0, frames - mel.shape[-1]), value=self.silence)
-        wav = torch.nn.functional.pad(wav, (0, frames * hop - wav.shape[-1]))
-        return mel, wav
+        out = {"mel": torch.nn.functional.pad(mel, (0, frames - mel.shape[-1]), value=self.silence),
+               "wav": torch.nn.functional.pad(wav, (0, frames * hop - wav.shape[-1]))}
+        if item.f0 is not None:
+            f0 = item.f0[start:start + frames]
+            out["f0"] = torch.nn.functional.pad(f0, (0, frames - f0.shape[-1]))
+        return out
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step * 31 + self.rank)
         picks = torch.randint(0, len(self.items), (self.batch_size,), generator=generator)
-        pairs = [self._segment(self.items[int(i)], generator) for i in picks]
-        return {"mel": torch.stack([p[0] for p in pairs]), "wav": torch.stack([p[1] for p in pairs])}
+        segments = [self._segment(self.items[int(i)], generator) for i in picks]
+        return {key: torch.stack([s[key] for s in segments]) for key in segments[0]}

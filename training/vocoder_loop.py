@@ -30,14 +30,14 @@ from .checkpoint import set_rng_state
 from .config import RunConfig
 from .features import compute_features
 from .gan import (
-    Discriminators, MultiResolutionMelLoss, SpectrumLoss, discriminator_loss,
+    Discriminators, MultiResolutionMelLoss, MultiResolutionSTFTLoss, SpectrumLoss, discriminator_loss,
     feature_matching_loss, generator_adversarial_loss,
 )
 from .logs import RunLog
 from .loop import Trainer, load_utterances, lr_factor, update_ema
 from .vocoder_data import (
-    VocoderBatches, VocoderItem, load_mel_model, load_waveforms, mel_model_targets,
-    reconstructed_mels,
+    VocoderBatches, VocoderItem, load_f0_labels, load_mel_model, load_waveforms,
+    mel_model_targets, reconstructed_mels,
 )
 
 VALIDATION_ITEMS = 8
@@ -45,6 +45,23 @@ SAMPLE_SECONDS = 4.0
 
 
 GROUND_TRUTH = "truth"  # in `mels_from`: the true mels, pooled with the models' ones
+
+
+def _fill_unvoiced(f0: torch.Tensor) -> torch.Tensor:
+    """F0 labels (B, T) with each unvoiced run (0) given the nearest voiced value before it (the
+    first voiced value at the start; 100 Hz where a segment has none): a harmonic vocoder's
+    oscillators need a pitch everywhere and learn silence from the envelope."""
+    out = f0.clone()
+    for row in out:
+        voiced = torch.nonzero(row > 0).flatten()
+        if len(voiced) == 0:
+            row.fill_(100.0)
+            continue
+        row[:voiced[0]] = row[voiced[0]]
+        index = torch.cummax(torch.where(row > 0, torch.arange(len(row), device=row.device),
+                                         torch.zeros_like(row, dtype=torch.long)), dim=0).values
+        row.copy_(row[index])
+    return out
 
 
 class VocoderTrainer(Trainer):
@@ -95,6 +112,9 @@ class VocoderTrainer(Trainer):
         features, self.speakers = compute_features(train_utts + val_utts, mel, self.cache_dir,
                                                    progress=show, frame_targets=targets)
         waves = load_waveforms(features, mel, self.cache_dir, progress=show, trim=not targets)
+        f0s = [None] * len(features)
+        if getattr(generator, "needs_f0", False):  # a harmonic vocoder learns F0 from labels
+            f0s = load_f0_labels(features, waves, mel, self.cache_dir, progress=show, trim=not targets)
         matching = PhoneMeanMatching() if self.match_phones else None
         val_ids = {u.path for u in val_utts}
         train: list[VocoderItem] = []
@@ -102,9 +122,10 @@ class VocoderTrainer(Trainer):
         for name in self.mel_sources or [GROUND_TRUTH]:  # each source adds its (mel, waveform) pairs
             mels = ([f.mel for f in features] if name == GROUND_TRUTH
                     else reconstructed_mels(models[name], features, matching, show))
-            for f, wav, m in zip(features, waves, mels):
+            for f, wav, m, f0 in zip(features, waves, mels, f0s):
                 if m is not None:  # None: an utterance that model cannot say
-                    (val if f.utterance.path in val_ids else train).append(VocoderItem(f.utterance.path.name, m, wav))
+                    (val if f.utterance.path in val_ids else train).append(
+                        VocoderItem(f.utterance.path.name, m, wav, f0))
         if not train:
             raise ValueError("no training utterance has a mel to learn from; the synthesizer needs "
                              "aligned speech (`python -m vc.data align`)")
@@ -139,6 +160,8 @@ class VocoderTrainer(Trainer):
             set_rng_state(state["rng"])
             start = int(state["step"])
         mel_loss_fn = MultiResolutionMelLoss(generator.mel).to(acc.device)
+        stft_loss_fn = MultiResolutionSTFTLoss().to(acc.device) if cfg.stft_loss_weight else None
+        predicts_f0 = getattr(generator, "needs_f0", False)
         spectrum_loss = None
         if getattr(generator, "head", None) == "istft" and (cfg.magnitude_loss_weight or cfg.phase_loss_weight):
             spectrum_loss = SpectrumLoss(generator.istft_n_fft, generator.istft_hop).to(acc.device)
@@ -160,11 +183,18 @@ class VocoderTrainer(Trainer):
             batch = batches.batch(step)
             mel, wav = batch["mel"].to(acc.device), batch["wav"].to(acc.device)
             direct = spectrum_loss is not None
+            parts: dict[str, float] = {}
+            f0_loss = None
             if direct:  # the inverse-STFT head's magnitude and phase, supervised directly
                 fake, log_magnitude, phase = generator(mel, return_spectrum=True)
+            elif predicts_f0:  # the labels drive the oscillators; the F0 head learns them
+                f0 = batch["f0"].to(acc.device)
+                noise = torch.Generator(device=acc.device).manual_seed(cfg.seed * 1_000_003 + step)
+                fake, controls = generator(mel, f0=_fill_unvoiced(f0), return_controls=True, noise=noise)
+                f0_loss = acc.unwrap_model(generator).f0_loss(controls["f0"], f0)
+                parts["f0_semitones"] = f0_loss.item()
             else:
                 fake = generator(mel)
-            parts: dict[str, float] = {}
             adversarial = step >= cfg.adversarial_start
             if adversarial:
                 d_loss = discriminator_loss(discriminators(wav), discriminators(fake.detach()))
@@ -176,6 +206,12 @@ class VocoderTrainer(Trainer):
                 parts["d_loss"] = d_loss.item()
             mel_loss = mel_loss_fn(fake, wav)
             loss = cfg.mel_loss_weight * mel_loss
+            if stft_loss_fn is not None:
+                stft_loss = stft_loss_fn(fake, wav)
+                loss = loss + cfg.stft_loss_weight * stft_loss
+                parts["stft"] = stft_loss.item()
+            if f0_loss is not None:
+                loss = loss + cfg.f0_loss_weight * f0_loss
             if direct:
                 magnitude_loss, phase_loss = spectrum_loss(log_magnitude, phase, wav)
                 loss = loss + cfg.magnitude_loss_weight * magnitude_loss + cfg.phase_loss_weight * phase_loss
@@ -284,12 +320,18 @@ class VocoderTrainer(Trainer):
                 source += ", matched phone by phone to each utterance"
         if cfg.init_from:
             source += f"; fine-tuned from {cfg.init_from}"
-        head = ("an inverse-STFT head (magnitude and phase per bin, as in Vocos/iSTFTNet)"
-                if self.run.model.get("head") == "istft" else "transposed-convolution up-sampling")
-        losses = ("the multi-resolution log-mel loss only (no adversarial steps yet)"
-                  if step <= cfg.adversarial_start else
-                  f"the multi-resolution log-mel loss, and from step {cfg.adversarial_start} "
-                  "multi-period and multi-scale discriminators")
-        description = (f"HiFi-GAN vocoder (Kong et al., 2020), {self.run.preset or 'custom'} settings, "
-                       f"with {head}: log-mel frames ({source}) to waveform. Trained on {losses}.")
+        losses = ("the multi-resolution log-mel loss" + (", the multi-resolution STFT loss"
+                                                         if cfg.stft_loss_weight else ""))
+        losses += (" only (no adversarial steps yet)" if step <= cfg.adversarial_start else
+                   f", and from step {cfg.adversarial_start} multi-period and multi-scale discriminators")
+        if self.run.family == "ddsp":
+            description = (f"Harmonic-plus-noise vocoder (DDSP, Engel et al., 2020), "
+                           f"{self.run.preset or 'custom'} settings: log-mel frames ({source}) to "
+                           "F0 and harmonic and noise envelopes, then sinusoids and shaped noise. "
+                           f"Trained on {losses}, with F0 supervised by pYIN labels.")
+        else:
+            head = ("an inverse-STFT head (magnitude and phase per bin, as in Vocos/iSTFTNet)"
+                    if self.run.model.get("head") == "istft" else "transposed-convolution up-sampling")
+            description = (f"HiFi-GAN vocoder (Kong et al., 2020), {self.run.preset or 'custom'} settings, "
+                           f"with {head}: log-mel frames ({source}) to waveform. Trained on {losses}.")
         return super().card_fields(step, log, description, ("val_mel_l1",), **{"input mels": source})
