@@ -67,6 +67,13 @@ def test_inference_is_reproducible_and_keeps_the_length():
     assert a.shape == (40 * 256,) and torch.equal(a, b)
     several = model.generate([mel, mel[:, :25]])
     assert [w.shape[-1] for w in several] == [40 * 256, 25 * 256]
+    # noise_scale 0 leaves the filtered harmonics alone, at inference only
+    quiet = HarmonicNoiseVocoder.from_preset("tiny", noise_scale=0.0).eval()
+    quiet.load_state_dict(model.state_dict())
+    controls = model.controls(mel[None])
+    harmonic = model.harmonic_part(controls["f0"], controls["harmonic"])[0]
+    assert torch.allclose(quiet.generate(mel), harmonic) and not torch.allclose(a, harmonic)
+    assert not torch.allclose(quiet.train()(mel), harmonic.detach())
 
 
 def test_stft_loss_on_known_answers():

@@ -65,6 +65,10 @@ class HarmonicNoiseVocoder(HubModel):
         harmonic_fft, noise_fft: FFT sizes of the harmonic and noise filters (their hop is the
             mel hop): the envelopes have harmonic_fft // 2 + 1 and noise_fft // 2 + 1 bins.
         f0_min, f0_max: the F0 range the network can predict, in Hz.
+        noise_scale: gain on the noise branch at inference (training always uses 1): on a
+            converter's or synthesizer's smoothed mels the network's noise is louder than the
+            speech it stands for, which DNSMOS hears as background noise; a published vocoder
+            can lower it in its config.json.
     """
 
     model_type: ClassVar[str] = "ddsp"
@@ -81,7 +85,7 @@ class HarmonicNoiseVocoder(HubModel):
     def __init__(self, *, mel: MelConfig | dict | None = None, channels: int = 160, kernel: int = 5,
                  dilations: Sequence[int] = (1, 2, 4, 8), harmonics: int = 160,
                  harmonic_fft: int = 1024, noise_fft: int = 512, f0_min: float = 50.0,
-                 f0_max: float = 600.0):
+                 f0_max: float = 600.0, noise_scale: float = 1.0):
         super().__init__()
         self.mel = as_dataclass(MelConfig, mel)
         self.init_kwargs["mel"] = self.mel
@@ -92,6 +96,9 @@ class HarmonicNoiseVocoder(HubModel):
             raise ValueError(f"harmonic_fft and noise_fft ({harmonic_fft}, {noise_fft}) must be at "
                              f"least twice the mel hop ({self.mel.hop_length}) for the filtered "
                              "frames to overlap-add")
+        if not 0 <= noise_scale <= 1:
+            raise ValueError(f"noise_scale must be in [0, 1], got {noise_scale}")
+        self.noise_scale = float(noise_scale)
         if kernel % 2 == 0 or harmonics < 1 or not dilations:
             raise ValueError("kernel must be odd, harmonics >= 1, and at least one dilation")
         self.harmonics, self.harmonic_fft, self.noise_fft = harmonics, harmonic_fft, noise_fft
@@ -133,7 +140,8 @@ class HarmonicNoiseVocoder(HubModel):
         mel = mel[None] if squeeze else mel
         controls = self.controls(mel)
         drive = controls["f0"] if f0 is None else f0.to(mel.dtype)
-        wav = self.harmonic_part(drive, controls["harmonic"]) + self.noise_part(controls["noise"], noise)
+        noise_gain = 1.0 if self.training else self.noise_scale
+        wav = self.harmonic_part(drive, controls["harmonic"]) + noise_gain * self.noise_part(controls["noise"], noise)
         wav = wav[0] if squeeze else wav
         return (wav, controls) if return_controls else wav
 
