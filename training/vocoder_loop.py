@@ -320,10 +320,13 @@ class VocoderTrainer(Trainer):
                 source += ", matched phone by phone to each utterance"
         if cfg.init_from:
             source += f"; fine-tuned from {cfg.init_from}"
-        losses = ("the multi-resolution log-mel loss" + (", the multi-resolution STFT loss"
-                                                         if cfg.stft_loss_weight else ""))
-        losses += (" only (no adversarial steps yet)" if step <= cfg.adversarial_start else
-                   f", and from step {cfg.adversarial_start} multi-period and multi-scale discriminators")
+        losses = "the multi-resolution log-mel loss"
+        if cfg.stft_loss_weight:
+            losses = "the multi-resolution log-mel and STFT losses"
+        if step > cfg.adversarial_start:
+            losses += f", and from step {cfg.adversarial_start} multi-period and multi-scale discriminators"
+        else:
+            losses += " only (no discriminators)" if self.run.family == "ddsp" else " only (no adversarial steps yet)"
         if self.run.family == "ddsp":
             description = (f"Harmonic-plus-noise vocoder (DDSP, Engel et al., 2020), "
                            f"{self.run.preset or 'custom'} settings: log-mel frames ({source}) to "
