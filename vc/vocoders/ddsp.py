@@ -73,8 +73,7 @@ class HarmonicNoiseVocoder(HubModel):
         noise_scale: gain on the noise branch at inference (training always uses 1): on a
             converter's or synthesizer's smoothed mels the network's noise is louder than the
             speech it stands for, which DNSMOS hears as background noise; a published vocoder
-            can lower it in its config.json. With `voicing`, it applies to voiced frames only
-            (weighted by the voicing probability); unvoiced frames keep their noise.
+            can lower it in its config.json.
         voicing: add the voiced/unvoiced head that gates the harmonics (see the module's text).
     """
 
@@ -170,14 +169,8 @@ class HarmonicNoiseVocoder(HubModel):
             voiced = torch.sigmoid(controls["voicing"])
         if voiced is not None:  # a gain on each frame's harmonics, in the log domain
             harmonic = harmonic + torch.log(voiced.to(harmonic.dtype).clamp(min=1e-4))[:, None]
-        noise_envelope = controls["noise"]
-        if not self.training and self.noise_scale < 1:
-            # Only voiced frames' noise (the breath under a vowel) is turned down: an unvoiced
-            # consonant is all noise, and quieter it is harder to hear.
-            gain = torch.full_like(noise_envelope[:, 0], self.noise_scale) if voiced is None else \
-                1 - (1 - self.noise_scale) * voiced.to(noise_envelope.dtype)
-            noise_envelope = noise_envelope + torch.log(gain)[:, None]
-        wav = self.harmonic_part(drive, harmonic) + self.noise_part(noise_envelope, noise)
+        noise_gain = 1.0 if self.training else self.noise_scale
+        wav = self.harmonic_part(drive, harmonic) + noise_gain * self.noise_part(controls["noise"], noise)
         wav = wav[0] if squeeze else wav
         return (wav, controls) if return_controls else wav
 
