@@ -12,7 +12,6 @@ from test_vocoder_training import assert_resynthesizes
 from test_vocoder_training import train as train_vocoder
 from training.gan import MultiResolutionMelLoss, MultiResolutionSTFTLoss
 from vc.audio import prepare_speech
-from vc.errors import CheckpointError
 from vc.mel import MelConfig, MelSpectrogram
 from vc.pipeline import load_vocoder
 from vc.pitch import f0_contour
@@ -77,29 +76,6 @@ def test_inference_is_reproducible_and_keeps_the_length():
     assert not torch.allclose(quiet.train()(mel), harmonic.detach())
 
 
-def test_voicing_head_gates_the_harmonics_and_grows_from_an_ungated_model():
-    """Voiced 0 leaves only the noise; a model without the head starts one with it (only the
-    head is new, and it starts near "voiced": the output barely moves); other mismatches stay
-    errors."""
-    plain = HarmonicNoiseVocoder.from_preset("tiny").eval()
-    gated = HarmonicNoiseVocoder.from_preset("tiny", voicing=True).eval()
-    with pytest.raises(CheckpointError, match="missing keys: voicing.weight"):
-        gated.load_weights(plain.state_dict())
-    with pytest.raises(CheckpointError, match="unexpected keys: voicing.weight"):
-        plain.load_weights(gated.state_dict(), new_heads=gated.heads_new_to)
-    gated.load_weights(plain.state_dict(), new_heads=gated.heads_new_to)
-    mel = torch.randn(1, 80, 40) - 4
-    reference = plain(mel)
-    assert torch.allclose(gated(mel), reference, atol=0.05 * reference.abs().max().item())
-    controls = gated.controls(mel)
-    assert controls["voicing"].shape == (1, 40)
-    unvoiced = gated(mel, voiced=torch.zeros(1, 40))
-    harmonics = gated.harmonic_part(controls["f0"], controls["harmonic"])
-    left = unvoiced - gated.noise_scale * gated.noise_part(controls["noise"])
-    assert left.abs().max() <= 2e-4 * harmonics.abs().max()  # the gate's floor is 1e-4
-    assert gated.voicing_loss(torch.full((1, 4), 10.0), torch.tensor([[120.0, 0, 0, 90]])).item() > 4
-
-
 def test_stft_loss_on_known_answers():
     wav = torch.randn(2, 8192) * 0.1
     loss = MultiResolutionSTFTLoss()
@@ -135,10 +111,9 @@ def test_learns_a_real_clip_and_its_pitch(real_speech):
 
 
 # ------------------------------------------------------------------------------------- the CLI
-def train(data, out, steps, cache, *extra, model=None):
+def train(data, out, steps, cache, *extra):
     """The vocoder CLI's tiny run (no discriminators: this vocoder trains on spectral losses)."""
-    return train_vocoder(data, out, steps, cache, *extra, family="ddsp", adversarial_start=10**9,
-                         model=model)
+    return train_vocoder(data, out, steps, cache, *extra, family="ddsp", adversarial_start=10**9)
 
 
 def logged(run_dir):
@@ -166,10 +141,3 @@ def test_train_resume_and_vocode(real_speech, tmp_path):
     # The run folder is a vocoder for the CLI and load_vocoder.
     assert isinstance(load_vocoder(whole, MelConfig()), HarmonicNoiseVocoder)
     assert_resynthesizes(whole, real_speech, tmp_path)
-
-    # A voicing head fine-tunes from the ungated run: it learns pYIN's voiced frames.
-    gated = tmp_path / "gated"
-    result = train(data, gated, 2, cache, "--init-from", str(whole), model={"voicing": True})
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "voicing_bce" in logged(gated)[2]
-    assert load_vocoder(gated, MelConfig()).voicing is not None

@@ -76,7 +76,6 @@ _RANGES: dict[str, tuple[Any, Any, str]] = {
     "discriminator_width": ("<0", None, "float"), "mel_loss_weight": (0, None, "float"),
     "magnitude_loss_weight": (0, None, "float"), "phase_loss_weight": (0, None, "float"),
     "stft_loss_weight": (0, None, "float"), "f0_loss_weight": (0, None, "float"),
-    "voicing_loss_weight": (0, None, "float"),
     "adam_beta1": (0, "<1", "float"), "adam_beta2": (0, "<1", "float"),
     "embedding_noise": (0, 1, "float"),
 }
@@ -131,8 +130,6 @@ class VocoderTrainConfig(TrainConfig):
             convergence plus log-magnitude L1), which sees single harmonics that log-mels blur.
         f0_loss_weight: for vocoders that predict F0 (the harmonic-plus-noise `ddsp`), weight of
             its error in semitones against pYIN labels of the training audio.
-        voicing_loss_weight: for such a vocoder with a voicing head, weight of that head's binary
-            cross-entropy against pYIN's voiced frames (added to the F0 loss term).
         adam_beta1, adam_beta2: AdamW betas for generator and discriminators.
     """
 
@@ -156,7 +153,6 @@ class VocoderTrainConfig(TrainConfig):
     phase_loss_weight: float = 0.0
     stft_loss_weight: float = 0.0
     f0_loss_weight: float = 0.0
-    voicing_loss_weight: float = 1.0
     adam_beta1: float = 0.8
     adam_beta2: float = 0.99
 

@@ -169,8 +169,7 @@ class Trainer:
         if type(start) is not type(model):
             raise CheckpointError(f"init_from {name!r} is a {type(start).__name__}; this run trains a "
                                   f"{type(model).__name__}")
-        model.load_weights({k: v.float() for k, v in start.state_dict().items()}, source=f"init_from {name!r}",
-                           new_heads=getattr(model, "heads_new_to", ()))
+        model.load_weights({k: v.float() for k, v in start.state_dict().items()}, source=f"init_from {name!r}")
 
     def _prepare_data(self, mel_config, frame_targets: Sequence[str] = ()
                       ) -> tuple[list[UtteranceFeatures], list[UtteranceFeatures], list[str]]:

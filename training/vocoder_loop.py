@@ -162,7 +162,6 @@ class VocoderTrainer(Trainer):
         mel_loss_fn = MultiResolutionMelLoss(generator.mel).to(acc.device)
         stft_loss_fn = MultiResolutionSTFTLoss().to(acc.device) if cfg.stft_loss_weight else None
         predicts_f0 = getattr(generator, "needs_f0", False)
-        predicts_voicing = getattr(generator, "voicing", None) is not None
         spectrum_loss = None
         if getattr(generator, "head", None) == "istft" and (cfg.magnitude_loss_weight or cfg.phase_loss_weight):
             spectrum_loss = SpectrumLoss(generator.istft_n_fft, generator.istft_hop).to(acc.device)
@@ -191,15 +190,9 @@ class VocoderTrainer(Trainer):
             elif predicts_f0:  # the labels drive the oscillators; the F0 head learns them
                 f0 = batch["f0"].to(acc.device)
                 noise = torch.Generator(device=acc.device).manual_seed(cfg.seed * 1_000_003 + step)
-                # A voicing head is teacher-forced too: the labels' voiced frames gate the harmonics.
-                fake, controls = generator(mel, f0=_fill_unvoiced(f0), return_controls=True, noise=noise,
-                                           voiced=(f0 > 0).to(mel.dtype) if predicts_voicing else None)
+                fake, controls = generator(mel, f0=_fill_unvoiced(f0), return_controls=True, noise=noise)
                 f0_loss = acc.unwrap_model(generator).f0_loss(controls["f0"], f0)
                 parts["f0_semitones"] = f0_loss.item()
-                if predicts_voicing:
-                    voicing_loss = acc.unwrap_model(generator).voicing_loss(controls["voicing"], f0)
-                    parts["voicing_bce"] = voicing_loss.item()
-                    f0_loss = f0_loss + cfg.voicing_loss_weight * voicing_loss
             else:
                 fake = generator(mel)
             adversarial = step >= cfg.adversarial_start

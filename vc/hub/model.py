@@ -27,7 +27,7 @@ import os
 import pkgutil
 import tempfile
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -148,18 +148,10 @@ class HubModel(nn.Module):
 
     # ---------------------------------------------------------------- weights
     def load_weights(self, state_dict: Mapping[str, torch.Tensor], *,
-                     source: str = "state dict", new_heads: Sequence[str] = ()) -> None:
+                     source: str = "state dict") -> None:
         """Load `state_dict` strictly: missing, unexpected or mis-shaped tensors are a
-        CheckpointError that names them (no silent partial loads).
-
-        `new_heads` (key prefixes) names modules a fine-tuning run adds to its start: each is
-        either wholly in `state_dict` or wholly absent from it (and keeps its initial weights).
-        """
+        CheckpointError that names them (no silent partial loads)."""
         expected = self.state_dict()
-        for prefix in new_heads:
-            keys = [k for k in expected if k.startswith(prefix)]
-            if keys and not any(k in state_dict for k in keys):
-                expected = {k: v for k, v in expected.items() if not k.startswith(prefix)}
         missing = [k for k in expected if k not in state_dict]
         unexpected = [k for k in state_dict if k not in expected]
         wrong = [f"{k} {tuple(state_dict[k].shape)} (model has {tuple(expected[k].shape)})"
@@ -172,9 +164,7 @@ class HubModel(nn.Module):
                 f"{source} does not fit {type(self).__name__}: " + "; ".join(problems)
                 + ". The weights belong to a different model or settings than config.json "
                 "describes; re-save them from the model that produced them.")
-        full = self.state_dict()
-        full.update(state_dict)  # an absent new head keeps its own initial tensors
-        self.load_state_dict(full, strict=True)
+        self.load_state_dict(dict(state_dict), strict=True)
 
     # ------------------------------------------------------------- save / load
     def save_pretrained(self, folder: PathLike, card: Card = None, dtype: torch.dtype | None = None) -> Path:

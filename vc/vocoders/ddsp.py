@@ -12,11 +12,6 @@ which a CPU cannot afford; here the phase is right by construction and a spectra
 F0 is supervised (pYIN labels of the training audio) and, while training, the labels drive the
 oscillators (teacher forcing) so the envelopes learn against the right harmonics; at inference
 the predicted F0 does. The vocoder keeps the mel-only interface of every other vocoder.
-
-With `voicing`, a head also predicts per frame the probability that the frame is voiced (trained
-on pYIN's voiced flags) and gates the harmonics with it, as source-filter vocoders do with a
-voiced/unvoiced decision: without it only the harmonic envelope can silence the oscillators, and
-on a converter's smoothed mels it lets them buzz through unvoiced consonants (/s/, /f/, /t/).
 """
 from __future__ import annotations
 
@@ -74,7 +69,6 @@ class HarmonicNoiseVocoder(HubModel):
             converter's or synthesizer's smoothed mels the network's noise is louder than the
             speech it stands for, which DNSMOS hears as background noise; a published vocoder
             can lower it in its config.json.
-        voicing: add the voiced/unvoiced head that gates the harmonics (see the module's text).
     """
 
     model_type: ClassVar[str] = "ddsp"
@@ -91,7 +85,7 @@ class HarmonicNoiseVocoder(HubModel):
     def __init__(self, *, mel: MelConfig | dict | None = None, channels: int = 160, kernel: int = 5,
                  dilations: Sequence[int] = (1, 2, 4, 8), harmonics: int = 160,
                  harmonic_fft: int = 1024, noise_fft: int = 512, f0_min: float = 50.0,
-                 f0_max: float = 600.0, noise_scale: float = 1.0, voicing: bool = False):
+                 f0_max: float = 600.0, noise_scale: float = 1.0):
         super().__init__()
         self.mel = as_dataclass(MelConfig, mel)
         self.init_kwargs["mel"] = self.mel
@@ -117,60 +111,37 @@ class HarmonicNoiseVocoder(HubModel):
             self.conv_post.weight.mul_(0.1)
             self.conv_post.bias.fill_(-5.0)
             self.conv_post.bias[0] = 0.0
-        self.voicing = None
-        if voicing:  # starts near "voiced" everywhere, i.e. as the model without the head
-            self.voicing = nn.Conv1d(channels, 1, 1)
-            with torch.no_grad():
-                self.voicing.weight.mul_(0.1)
-                self.voicing.bias.fill_(4.0)
         self.register_buffer("harmonic_window", torch.hann_window(harmonic_fft), persistent=False)
         self.register_buffer("noise_window", torch.hann_window(noise_fft), persistent=False)
-
-    @property
-    def heads_new_to(self) -> tuple[str, ...]:
-        """Modules a fine-tuning run may add to a start that lacks them (`load_weights`)."""
-        return ("voicing.",) if self.voicing is not None else ()
 
     # ------------------------------------------------------------------ network
     def controls(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per frame: "f0" (B, T) in Hz, "harmonic" (B, harmonic_bins, T) and "noise"
-        (B, noise_bins, T) log-magnitude envelopes; with `voicing`, "voicing" (B, T), the logit
-        of the frame being voiced."""
+        (B, noise_bins, T) log-magnitude envelopes."""
         x = self.conv_pre(mel)
         for block in self.blocks:
             x = block(x)
-        hidden = F.leaky_relu(x, LRELU_SLOPE)
-        out = self.conv_post(hidden)
+        out = self.conv_post(F.leaky_relu(x, LRELU_SLOPE))
         span = math.log(self.f0_max / self.f0_min)
         f0 = self.f0_min * torch.exp(torch.sigmoid(out[:, 0]) * span)
         harmonic = out[:, 1:1 + self.harmonic_bins].clamp(max=math.log(100.0))
         noise = out[:, 1 + self.harmonic_bins:].clamp(max=math.log(100.0))
-        controls = {"f0": f0, "harmonic": harmonic, "noise": noise}
-        if self.voicing is not None:
-            controls["voicing"] = self.voicing(hidden)[:, 0]
-        return controls
+        return {"f0": f0, "harmonic": harmonic, "noise": noise}
 
     def forward(self, mel: torch.Tensor, f0: torch.Tensor | None = None,
-                return_controls: bool = False, noise: torch.Generator | None = None,
-                voiced: torch.Tensor | None = None):
+                return_controls: bool = False, noise: torch.Generator | None = None):
         """(B, n_mels, T) or (n_mels, T) -> (B, T * hop) or (T * hop,).
 
-        `f0` (B, T) in Hz drives the oscillators instead of the predicted F0, and `voiced`
-        (B, T) in [0, 1] gates them instead of the voicing head (teacher forcing in training);
-        `return_controls` also returns `controls`' dictionary; `noise` draws the noise
-        (default: a fixed seed in eval mode, the global generator in training).
+        `f0` (B, T) in Hz drives the oscillators instead of the predicted F0 (teacher forcing
+        in training); `return_controls` also returns `controls`' dictionary; `noise` draws the
+        noise (default: a fixed seed in eval mode, the global generator in training).
         """
         squeeze = mel.dim() == 2
         mel = mel[None] if squeeze else mel
         controls = self.controls(mel)
         drive = controls["f0"] if f0 is None else f0.to(mel.dtype)
-        harmonic = controls["harmonic"]
-        if voiced is None and "voicing" in controls:
-            voiced = torch.sigmoid(controls["voicing"])
-        if voiced is not None:  # a gain on each frame's harmonics, in the log domain
-            harmonic = harmonic + torch.log(voiced.to(harmonic.dtype).clamp(min=1e-4))[:, None]
         noise_gain = 1.0 if self.training else self.noise_scale
-        wav = self.harmonic_part(drive, harmonic) + noise_gain * self.noise_part(controls["noise"], noise)
+        wav = self.harmonic_part(drive, controls["harmonic"]) + noise_gain * self.noise_part(controls["noise"], noise)
         wav = wav[0] if squeeze else wav
         return (wav, controls) if return_controls else wav
 
@@ -227,10 +198,6 @@ class HarmonicNoiseVocoder(HubModel):
             return predicted.sum() * 0.0
         error = 12 * torch.log2(predicted[voiced] / target[voiced])
         return error.abs().mean()
-
-    def voicing_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Binary cross-entropy of the voicing head against the labels' voiced frames (F0 > 0)."""
-        return F.binary_cross_entropy_with_logits(logits, (target > 0).to(logits.dtype))
 
     @torch.inference_mode()
     def generate(self, mels: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
