@@ -84,22 +84,31 @@ class ResultStore:
         self.path = self.folder / f"rows.rank{rank}.jsonl"
 
     def load(self) -> dict[tuple[str, str], dict]:
-        """(system, trial_id) -> its latest row; an ok row beats a failed one for the same key."""
-        rows: dict[tuple[str, str], dict] = {}
+        """(system, trial_id) -> its latest row; an ok row beats a failed one for the same key.
+
+        "Latest" is by the time a row was written, across every rank's file: a resumed run may
+        rescore on rank 0 a row that a sharded run wrote on rank 3. Rows from before the time
+        was recorded count as older than any timed row, in file order.
+        """
+        found = []
         for path in sorted(self.folder.glob(ROWS_PATTERN)):
             for line in path.read_text(encoding="utf-8").splitlines():
                 try:
                     row = json.loads(line)
                 except ValueError:
                     continue  # a line cut short by a crash
-                where = (row["system"], row["trial_id"])
-                old = rows.get(where)
-                if old and old["key"] == row["key"] and old["status"] == "ok" and row["status"] != "ok":
-                    continue
-                rows[where] = row
+                found.append((float(row.get("written", float("-inf"))), len(found), row))
+        rows: dict[tuple[str, str], dict] = {}
+        for _, _, row in sorted(found, key=lambda item: item[:2]):
+            where = (row["system"], row["trial_id"])
+            old = rows.get(where)
+            if old and old["key"] == row["key"] and old["status"] == "ok" and row["status"] != "ok":
+                continue
+            rows[where] = row
         return rows
 
     def append(self, row: dict) -> None:
+        row = {**row, "written": time.time()}
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             handle.flush()

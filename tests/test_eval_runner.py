@@ -154,6 +154,26 @@ def trial_id_of(rows: dict) -> str:
     return next(iter(rows))
 
 
+def test_the_latest_row_wins_across_ranks(tmp_path):
+    """A row rescored on rank 0 after a sharded run wrote it on rank 3 is the one read back;
+    rows from before times were recorded are older than timed ones; a failure never replaces an
+    ok row of the same key."""
+    def row(score, status="ok", key="k"):
+        return {"system": "m", "trial_id": "t1", "key": key, "status": status, "metrics": {"secs": score}}
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "rows.rank3.jsonl").write_text(json.dumps(row(0.1)) + "\n")  # untimed, older
+    ResultStore(tmp_path, rank=0).append(row(0.2))
+    assert ResultStore(tmp_path).load()["m", "t1"]["metrics"]["secs"] == 0.2
+    ResultStore(tmp_path, rank=3).append(row(0.3))
+    assert ResultStore(tmp_path).load()["m", "t1"]["metrics"]["secs"] == 0.3
+    ResultStore(tmp_path, rank=0).append(row(None, status="failed"))
+    assert ResultStore(tmp_path).load()["m", "t1"]["metrics"]["secs"] == 0.3
+    ResultStore(tmp_path, rank=0).append(row(None, status="failed", key="new model"))
+    assert ResultStore(tmp_path).load()["m", "t1"]["status"] == "failed"
+
+
 def test_identical_signals_score_perfectly(setup, tmp_path):
     """A trial whose reference and parallel utterance are the source itself: the source
     baseline then matches the target exactly on every signal metric."""
