@@ -114,13 +114,12 @@ def feature_cache(tmp_path_factory):
 
 
 def train(data, out, steps, cache, *extra, preset="tiny", adversarial_start=1,
-          discriminators="mpd+msd", family="hifigan", settings=None):
+          discriminators="mpd+msd", family="hifigan"):
     config = out.parent / f"{family}-{preset}-{discriminators}-test.json"
     config.write_text(json.dumps({"model": {"preset": preset}, "train": {
         "batch_size": 2, "segment_frames": 16, "log_every": 1, "validate_every": 2,
         "sample_every": 2, "checkpoint_every": 2, "adversarial_start": adversarial_start,
-        "discriminator_width": 0.125, "discriminators": discriminators, "magnitude_loss_weight": 45.0,
-        "phase_loss_weight": 100.0, **(settings or {})}}))
+        "discriminator_width": 0.125, "discriminators": discriminators, "magnitude_loss_weight": 45.0, "phase_loss_weight": 100.0}}))
     command = [sys.executable, "-m", "training", family, "--data", *map(str, data),
                "--config", str(config), "--steps", str(steps), "--out", str(out),
                "--cache", str(cache), "--quiet", *extra]

@@ -76,7 +76,6 @@ _RANGES: dict[str, tuple[Any, Any, str]] = {
     "discriminator_width": ("<0", None, "float"), "mel_loss_weight": (0, None, "float"),
     "magnitude_loss_weight": (0, None, "float"), "phase_loss_weight": (0, None, "float"),
     "stft_loss_weight": (0, None, "float"), "f0_loss_weight": (0, None, "float"),
-    "periodicity_loss_weight": (0, None, "float"),
     "adam_beta1": (0, "<1", "float"), "adam_beta2": (0, "<1", "float"),
     "embedding_noise": (0, 1, "float"),
 }
@@ -131,9 +130,6 @@ class VocoderTrainConfig(TrainConfig):
             convergence plus log-magnitude L1), which sees single harmonics that log-mels blur.
         f0_loss_weight: for vocoders that predict F0 (the harmonic-plus-noise `ddsp`), weight of
             its error in semitones against pYIN labels of the training audio.
-        periodicity_loss_weight: for such a vocoder, weight of `training.periodicity`'s loss:
-            the output's autocorrelation at each frame's pitch period against the recording's
-            (how much of each frame is voice rather than noise; 0 turns it off).
         adam_beta1, adam_beta2: AdamW betas for generator and discriminators.
     """
 
@@ -157,7 +153,6 @@ class VocoderTrainConfig(TrainConfig):
     phase_loss_weight: float = 0.0
     stft_loss_weight: float = 0.0
     f0_loss_weight: float = 0.0
-    periodicity_loss_weight: float = 0.0
     adam_beta1: float = 0.8
     adam_beta2: float = 0.99
 

@@ -35,7 +35,6 @@ from .gan import (
 )
 from .logs import RunLog
 from .loop import Trainer, load_utterances, lr_factor, update_ema
-from .periodicity import PeriodicityLoss
 from .vocoder_data import (
     VocoderBatches, VocoderItem, load_f0_labels, load_mel_model, load_waveforms,
     mel_model_targets, reconstructed_mels,
@@ -163,9 +162,6 @@ class VocoderTrainer(Trainer):
         mel_loss_fn = MultiResolutionMelLoss(generator.mel).to(acc.device)
         stft_loss_fn = MultiResolutionSTFTLoss().to(acc.device) if cfg.stft_loss_weight else None
         predicts_f0 = getattr(generator, "needs_f0", False)
-        periodicity_loss_fn = None
-        if predicts_f0 and cfg.periodicity_loss_weight:
-            periodicity_loss_fn = PeriodicityLoss(generator.mel.hop_length, generator.mel.sample_rate)
         spectrum_loss = None
         if getattr(generator, "head", None) == "istft" and (cfg.magnitude_loss_weight or cfg.phase_loss_weight):
             spectrum_loss = SpectrumLoss(generator.istft_n_fft, generator.istft_hop).to(acc.device)
@@ -194,14 +190,9 @@ class VocoderTrainer(Trainer):
             elif predicts_f0:  # the labels drive the oscillators; the F0 head learns them
                 f0 = batch["f0"].to(acc.device)
                 noise = torch.Generator(device=acc.device).manual_seed(cfg.seed * 1_000_003 + step)
-                filled = _fill_unvoiced(f0)
-                fake, controls = generator(mel, f0=filled, return_controls=True, noise=noise)
+                fake, controls = generator(mel, f0=_fill_unvoiced(f0), return_controls=True, noise=noise)
                 f0_loss = acc.unwrap_model(generator).f0_loss(controls["f0"], f0)
                 parts["f0_semitones"] = f0_loss.item()
-                if periodicity_loss_fn is not None:  # as periodic as the recording, frame by frame
-                    periodic = periodicity_loss_fn(fake, wav, filled)
-                    parts["periodicity"] = periodic.item()
-                    f0_loss = f0_loss + cfg.periodicity_loss_weight * periodic
             else:
                 fake = generator(mel)
             adversarial = step >= cfg.adversarial_start
