@@ -136,7 +136,9 @@ def test_train_resume_and_vocode(real_speech, tmp_path):
     assert {"stft", "f0_semitones", "val_mel_l1"} <= set(whole_log[4])
     assert [float(split_log[s]["loss"]) for s in range(1, 5)] == pytest.approx(
         [float(whole_log[s]["loss"]) for s in range(1, 5)], rel=1e-5)
-    assert "Harmonic-plus-noise" in (whole / "model" / "README.md").read_text()
+    card = (whole / "model" / "README.md").read_text()
+    assert "Harmonic-plus-noise" in card
+    assert "discriminator_width" not in card and "adversarial_start" not in card  # none trained
 
     # The run folder is a vocoder for the CLI and load_vocoder.
     assert isinstance(load_vocoder(whole, MelConfig()), HarmonicNoiseVocoder)

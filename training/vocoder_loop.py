@@ -337,4 +337,8 @@ class VocoderTrainer(Trainer):
                     if self.run.model.get("head") == "istft" else "transposed-convolution up-sampling")
             description = (f"HiFi-GAN vocoder (Kong et al., 2020), {self.run.preset or 'custom'} settings, "
                            f"with {head}: log-mel frames ({source}) to waveform. Trained on {losses}.")
-        return super().card_fields(step, log, description, ("val_mel_l1",), **{"input mels": source})
+        fields = super().card_fields(step, log, description, ("val_mel_l1",), **{"input mels": source})
+        if step <= cfg.adversarial_start:  # no discriminator took part: their settings say nothing
+            for name in ("adversarial_start", "discriminator_width", "discriminators"):
+                fields["training"].pop(name, None)
+        return fields
