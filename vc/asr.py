@@ -10,6 +10,7 @@ intelligibility instrument.
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -91,24 +92,28 @@ class Whisper:
     def _transcribe_short(self, samples: np.ndarray, max_new_tokens: int) -> str:
         """One greedy or beam pass over the clip plus `tail_seconds` of silence, with the prompt
         and suppressed tokens faster-whisper uses for an English window without timestamps."""
-        from faster_whisper.tokenizer import Tokenizer
-        from faster_whisper.transcribe import get_suppressed_tokens
-
         # chunk_length resets the extractor's window, which a call with another length changes
-        features = self.model.feature_extractor(samples, chunk_length=int(self.window_seconds))
-        frames = features.shape[-1] + int(round(self.tail_seconds * self.sample_rate / self.model.feature_extractor.hop_length))
+        extractor = self.model.feature_extractor
+        features = extractor(samples, chunk_length=int(self.window_seconds))
+        frames = features.shape[-1] + int(round(self.tail_seconds * self.sample_rate / extractor.hop_length))
         frames += frames % 2  # the encoder's second convolution has stride 2
-        features = np.pad(features, ((0, 0), (0, max(0, frames - features.shape[-1]))))[:, :frames]
-        tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual,
-                              task="transcribe", language=self.language or "en")
-        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        features = np.pad(features, ((0, 0), (0, frames - features.shape[-1])))
+        tokenizer, prompt, suppressed = self._short_decoding
         result = self.model.model.generate(
             self.model.encode(np.ascontiguousarray(features, dtype=np.float32)), [prompt],
             beam_size=self.beam_size, max_length=len(prompt) + max_new_tokens, suppress_blank=True,
-            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]))
-        tokens = [t for t in result[0].sequences_ids[0] if t < tokenizer.eot]
-        return tokenizer.decode(tokens).strip()
+            suppress_tokens=suppressed)
+        return tokenizer.decode([t for t in result[0].sequences_ids[0] if t < tokenizer.eot]).strip()
 
+    @cached_property
+    def _short_decoding(self) -> tuple:
+        """(tokenizer, prompt, suppressed tokens) of the short path, made once."""
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual,
+                              task="transcribe", language=self.language or "en")
+        return tokenizer, [*tokenizer.sot_sequence, tokenizer.no_timestamps], get_suppressed_tokens(tokenizer, [-1])
 
 # Whisper sizes that name a model by size alone ("whisper-base")
 WHISPER_SIZES = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",

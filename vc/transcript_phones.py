@@ -47,7 +47,8 @@ class TranscriptPhones:
         threads: Whisper's CPU threads (None: torch's setting).
         tail_seconds: a clip shorter than Whisper's 30 s window is encoded with this much
             silence after it rather than padded to 30 s (`vc.asr.Whisper`): about 2.5x faster on
-            5-10 s clips at no cost in words measured; None pads to 30 s.
+            5-10 s clips at no cost in words measured; None pads to 30 s. A recogniser given
+            loaded keeps its own setting.
         cache_size: clips whose labels are remembered (by their samples), so a preset reference
             voice or a source compared across models is transcribed once.
     """
@@ -55,10 +56,11 @@ class TranscriptPhones:
     def __init__(self, whisper="base", beam_size: int = 1, threads: int | None = None,
                  tail_seconds: float | None = 5.0, cache_size: int = 64):
         self._whisper_spec, self.beam_size, self.threads = whisper, beam_size, threads
-        self.tail_seconds = tail_seconds
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, PhoneLabels | None] = OrderedDict()
         self._recogniser = whisper if hasattr(whisper, "transcribe") else None
+        # a recogniser given loaded keeps its own window
+        self.tail_seconds = tail_seconds if self._recogniser is None else getattr(whisper, "tail_seconds", None)
         self._aligner: ForcedAligner | None = None
         self._lock = threading.Lock()  # pocketsphinx's decoder is not thread-safe
 
