@@ -24,7 +24,7 @@ def test_every_labeller_maps_to_one_phone_set():
     assert to_arpabet("ax") == "ah" and to_arpabet("pau") == "sil"          # flite / festival
     assert to_arpabet("AH0", "cmu") == "ah" and to_arpabet("+NSN+", "cmu") == "sil"  # pocketsphinx
     assert to_arpabet("SIL", "cmu") == "sil"
-    for espeak, arpabet in {"@": "ah", "tS": "ch", "aI": "ay", "3:": "er", "i@3": "iy", "t#": "t",
+    for espeak, arpabet in {"@": "ah", "tS": "ch", "aI": "ay", "3:": "er", "i@3": "iy", "t#": "t", "t[": "t",
                             "'eI": "ey", "D": "dh", "n": "n"}.items():
         assert to_arpabet(espeak, "espeak") == arpabet, espeak
     assert to_arpabet(";", "espeak") is None

@@ -39,7 +39,7 @@ _ESPEAK = {
     "j": "y", "r": "r", "r-": "r", "R": "r", "t#": "t", "t2": "t", "?": "t", "w#": "w",
     "n-": "n", "m-": "m", "l/": "l", "x": "k", "pau": SILENCE, "_": SILENCE,
 }
-_ESPEAK_MODIFIERS = re.compile(r"[;#\-2-5/]+$")  # ';' palatal, '#' variant, digits: allophones
+_ESPEAK_MODIFIERS = re.compile(r"[;#\-2-5/\[]+$")  # ';' palatal, '#' variant, '[' dental, digits: allophones
 
 
 class PhoneSetError(ValueError):
