@@ -92,18 +92,40 @@ class Whisper:
     def _transcribe_short(self, samples: np.ndarray, max_new_tokens: int) -> str:
         """One greedy or beam pass over the clip plus `tail_seconds` of silence, with the prompt
         and suppressed tokens faster-whisper uses for an English window without timestamps."""
-        # chunk_length resets the extractor's window, which a call with another length changes
-        extractor = self.model.feature_extractor
-        features = extractor(samples, chunk_length=int(self.window_seconds))
-        frames = features.shape[-1] + int(round(self.tail_seconds * self.sample_rate / extractor.hop_length))
-        frames += frames % 2  # the encoder's second convolution has stride 2
-        features = np.pad(features, ((0, 0), (0, frames - features.shape[-1])))
         tokenizer, prompt, suppressed = self._short_decoding
         result = self.model.model.generate(
-            self.model.encode(np.ascontiguousarray(features, dtype=np.float32)), [prompt],
+            self._encoded(samples, self.tail_seconds), [prompt],
             beam_size=self.beam_size, max_length=len(prompt) + max_new_tokens, suppress_blank=True,
             suppress_tokens=suppressed)
         return tokenizer.decode([t for t in result[0].sequences_ids[0] if t < tokenizer.eot]).strip()
+
+    def encode(self, audio: AudioSource, tail_seconds: float = 1.0) -> np.ndarray:
+        """Whisper's encoder output for a clip, (frames, width) at 50 frames per second (one per
+        20 ms from the clip's start), encoded with `tail_seconds` of silence after it; a clip
+        longer than the window is encoded in consecutive pieces."""
+        if not 0 <= tail_seconds < self.window_seconds - 1:
+            raise ValueError(f"tail_seconds must be between 0 and {self.window_seconds - 1:g}, got {tail_seconds!r}")
+        samples = np.asarray(load_audio(audio).resample(self.sample_rate).samples, dtype=np.float32)
+        piece = int((self.window_seconds - tail_seconds) * self.sample_rate)
+        piece -= piece % 320  # whole encoder frames, so the pieces join without a gap
+        parts = []
+        for start in range(0, max(samples.size, 1), piece):
+            clip = samples[start:start + piece]
+            frames = -(-max(clip.size, 1) // 320)  # ceil: the last partial 20 ms counts
+            parts.append(np.asarray(self._encoded(clip, tail_seconds))[0, :frames])
+        return np.concatenate(parts, axis=0)
+
+    def _encoded(self, samples: np.ndarray, tail_seconds: float):
+        """CTranslate2's encoder output (1, frames, width) for samples plus the silent tail."""
+        # chunk_length resets the extractor's window, which a call with another length changes
+        extractor = self.model.feature_extractor
+        features = extractor(samples, chunk_length=int(self.window_seconds))
+        frames = features.shape[-1] + int(round(tail_seconds * self.sample_rate / extractor.hop_length))
+        frames += frames % 2  # the encoder's second convolution has stride 2
+        # never past the window the encoder takes (the extractor adds a frame or two to a full one)
+        frames = min(frames, int(self.window_seconds * self.sample_rate / extractor.hop_length))
+        features = np.pad(features, ((0, 0), (0, max(0, frames - features.shape[-1]))))[:, :frames]
+        return self.model.encode(np.ascontiguousarray(features, dtype=np.float32))
 
     @cached_property
     def _short_decoding(self) -> tuple:
