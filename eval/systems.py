@@ -188,7 +188,8 @@ def _parse_settings(settings: str, kinds: dict, what: str) -> dict:
 
 
 OPTION_HELP = ("the options after MODEL+VOCODER, each after a '+': 'transcript[:WHISPER_SIZE]' (Whisper's "
-               "forced-aligned transcript gives the phonetic converter its phones), 'phonematch[:prior_frames=20,smooth_frames=5]' "
+               "forced-aligned transcript gives the phonetic converter its phones), 'encphones[:HEAD]' (phones read from "
+               "Whisper's encoder by a trained head, no transcript; default head whisper-phones), 'phonematch[:prior_frames=20,smooth_frames=5]' "
                "(per-phone mean matching to the reference), 'knn[:k=4,blend=0.5,min_similarity=0.5]', and "
                "'adapt[:steps=40,learning_rate=0.0003,interpolation=0.5]' (a few training steps on "
                "the reference first; cloners and the phonetic converter)")
@@ -209,8 +210,14 @@ def parse_converter_options(text: str) -> dict:
             raise ValueError(f"the option {name!r} is given twice")
         if name == "knn":
             options["knn"] = parse_knn(part)
-        elif name == "transcript":
-            options["transcript"] = TranscriptPhones(settings or "base")
+        elif name in ("transcript", "encphones"):
+            if "transcript" in options:
+                raise ValueError("give one phone guide: 'transcript' or 'encphones', not both")
+            if name == "transcript":
+                options["transcript"] = TranscriptPhones(settings or "base")
+            else:
+                from vc.encoder_phones import EncoderPhones
+                options["transcript"] = EncoderPhones(settings or "whisper-phones")
         elif name == "phonematch":
             options["phone_matching"] = PhoneMeanMatching(**_parse_settings(settings, _PHONEMATCH_KEYS, "phonematch"))
         elif name == "adapt":
@@ -225,10 +232,14 @@ def describe_converter_options(options: dict) -> tuple[str, list[str]]:
     words, identity = [], []
     if "transcript" in options:
         guide = options["transcript"]
-        tail = getattr(guide, "tail_seconds", None)
-        window = "30 s windows" if tail is None else f"the clip and {tail:g} s of silence encoded"
-        words.append(f"phones from the {guide.name} transcript (beam {guide.beam_size}, {window}) forced-aligned")
-        identity.append(f"transcript:{guide.name}:beam{guide.beam_size}" + ("" if tail is None else f":tail{tail:g}"))
+        if guide.name.startswith("whisper-encoder:"):
+            words.append(f"phones read from Whisper's encoder by the head {guide.name.partition(':')[2]}")
+            identity.append(f"encphones:{guide.name}")
+        else:
+            tail = getattr(guide, "tail_seconds", None)
+            window = "30 s windows" if tail is None else f"the clip and {tail:g} s of silence encoded"
+            words.append(f"phones from the {guide.name} transcript (beam {guide.beam_size}, {window}) forced-aligned")
+            identity.append(f"transcript:{guide.name}:beam{guide.beam_size}" + ("" if tail is None else f":tail{tail:g}"))
     if "phone_matching" in options:
         match = options["phone_matching"]
         smooth = "" if match.smooth_frames == 1 else f", shift smoothed over {match.smooth_frames} frames"

@@ -31,6 +31,21 @@ def test_other(real_speech) -> dict[str, list[Path]]:
 
 
 @pytest.fixture(scope="session")
+def aligned_vctk(real_speech, tmp_path_factory):
+    """Three clips of each of two VCTK speakers, forced-aligned to their transcripts (a manifest)."""
+    from vc.data.align import align_corpus
+    from vc.data.utterance import Utterance
+    texts = dict(line.split("\t", 1) for line in
+                 (real_speech / "vctk" / "transcripts.tsv").read_text().splitlines()[1:])
+    utterances = [Utterance(c, speaker, texts[c.stem.split("_")[1]].strip(), None, "vctk")
+                  for speaker in ("p225", "p226")
+                  for c in sorted((real_speech / "vctk" / speaker).glob("*.wav"))[:3]]
+    out = tmp_path_factory.mktemp("aligned") / "vctk.jsonl"
+    assert align_corpus(utterances, out, progress=False)["aligned"] == 6
+    return out
+
+
+@pytest.fixture(scope="session")
 def speaker_encoder():
     from vc.speaker import SpeakerEncoder
     return SpeakerEncoder.pretrained()

@@ -11,8 +11,7 @@ import torch
 
 from conftest import REPO, fit
 from vc.cloning import VoiceCloner
-from vc.data import Segment, Utterance
-from vc.data.align import align_corpus
+from vc.data import Segment
 from vc.errors import AudioError
 from vc.hub import load_model
 from vc.models.synthesizer import (
@@ -81,19 +80,6 @@ def test_synthesizer_learns_a_real_utterance_and_speaks_it_at_the_rate_asked(rea
     assert fast.shape[-1] < slow.shape[-1]
     with pytest.raises(ValueError, match="rate"):
         model.synthesize(tokens, batch["embedding"][0], rate=10)
-
-
-@pytest.fixture(scope="module")
-def aligned_vctk(real_speech, tmp_path_factory):
-    """Three clips of each VCTK speaker, aligned to their transcripts."""
-    texts = dict(line.split("\t", 1) for line in
-                 (real_speech / "vctk" / "transcripts.tsv").read_text().splitlines()[1:])
-    utterances = [Utterance(c, speaker, texts[c.stem.split("_")[1]].strip(), None, "vctk")
-                  for speaker in ("p225", "p226")
-                  for c in sorted((real_speech / "vctk" / speaker).glob("*.wav"))[:3]]
-    out = tmp_path_factory.mktemp("aligned") / "vctk.jsonl"
-    assert align_corpus(utterances, out, progress=False)["aligned"] == 6
-    return out
 
 
 def _train(data, out, steps, cache, *extra):

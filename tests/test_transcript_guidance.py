@@ -210,8 +210,9 @@ def test_cloned_speech_is_matched_to_the_reference_phone_by_phone(real_speech, s
 
 
 def test_cli_converts_a_real_clip_with_the_shipped_phonetic_model(real_speech, tmp_path):
-    """`python -m vc convert` on the shipped default, with and without transcript guidance, and
-    adapted to the reference (from the model's own phones there)."""
+    """`python -m vc convert` on the shipped default, with and without transcript guidance, with
+    the phones of Whisper's encoder, and adapted to the reference (from the model's own phones
+    there)."""
     from vc.__main__ import main
     from vc.asr import whisper_available
     from vc.audio import load_audio
@@ -221,7 +222,7 @@ def test_cli_converts_a_real_clip_with_the_shipped_phonetic_model(real_speech, t
     runs = [["--transcript", "none", "--no-phone-matching"],
             ["--transcript", "none", "--no-phone-matching", "--adapt-steps", "3"]]
     if whisper_available("base"):
-        runs.append([])
+        runs += [[], ["--transcript", "encoder"]]  # the transcript's phones; the phone head's
     for i, extra in enumerate(runs):
         out = tmp_path / f"out{i}.wav"
         assert main(["convert", "--model", "ppgvc-small", "--source", str(source), "--reference", str(reference),

@@ -10,6 +10,8 @@
         --out runs/speaker-encoder-ft [--resume]
     python -m training synthesizer --data data/piper/manifest.jsonl data/aligned/ljspeech-train.jsonl \\
         --config training/configs/synthesizer-small-cpu.json --steps 4000 --out runs/synth-small
+    python -m training whisper-phones --data data/aligned/ljspeech-train.jsonl --steps 3000 \\
+        --out runs/whisper-phones      # phones from Whisper's encoder, for fast conversion
     python -m training import-autovc autovc.ckpt --out checkpoints/autovc-paper
     python -m training import-hifigan g_02500000 --config config.json --out checkpoints/hifigan-v1
 """
@@ -113,6 +115,40 @@ def _add_speaker_encoder(commands) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _whisper_phones(args: argparse.Namespace) -> None:
+    from .whisper_phones import WhisperPhonesConfig, WhisperPhonesTrainer
+    settings = {name: getattr(args, name) for name in (
+        "preset", "whisper", "tail_seconds", "batch_size", "crop_frames", "lr", "seed", "val_fraction",
+        "log_every", "validate_every", "checkpoint_every") if getattr(args, name) is not None}
+    trainer = WhisperPhonesTrainer(WhisperPhonesConfig(**settings), args.data, args.out, args.steps,
+                                   resume=args.resume, cache_dir=args.cache, push_to_hub=args.push_to_hub,
+                                   progress=not args.quiet)
+    print(f"published weights: {trainer.train()}")
+
+
+def _add_whisper_phones(commands) -> None:
+    p = commands.add_parser("whisper-phones", help="train the phone head on Whisper's encoder "
+                                                   "(fast phones for the phonetic converter)")
+    p.set_defaults(run=_whisper_phones)
+    p.add_argument("--data", nargs="+", required=True, help="corpora or manifests with phone alignments")
+    p.add_argument("--steps", type=_number("int", 1), required=True, help="train until this step")
+    p.add_argument("--out", required=True, help="the run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--cache", help="encoder-feature cache folder (default: next to --out)")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", help="publish the final weights")
+    p.add_argument("--preset", help="the head's size: tiny or small (default small)")
+    p.add_argument("--whisper", help="the Whisper size whose encoder it reads (default base)")
+    p.add_argument("--tail-seconds", type=_number("float", 0, 28), help="silence encoded after each clip (default 1)")
+    p.add_argument("--batch-size", type=_number("int", 1))
+    p.add_argument("--crop-frames", type=_number("int", 1), help="frames per batch item (50 per second)")
+    p.add_argument("--lr", type=_number("float", "<0"))
+    p.add_argument("--val-fraction", type=_number("float", 0, 0.99), help="speakers held out (default 0.05)")
+    p.add_argument("--seed", type=_number("int", 0))
+    for name in ("log-every", "validate-every", "checkpoint-every"):
+        p.add_argument(f"--{name}", type=_number("int", 1), metavar="STEPS")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _import_autovc(args: argparse.Namespace) -> None:
     from vc.models.autovc import import_official_autovc
     model = import_official_autovc(args.checkpoint, freq=args.freq)
@@ -173,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument(f"--{name}", type=_number("int", 1), metavar="STEPS")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_speaker_encoder(commands)
+    _add_whisper_phones(commands)
     imp = commands.add_parser("import-autovc", help="convert the official AutoVC checkpoint")
     imp.add_argument("checkpoint", help="autovc.ckpt from the paper's repository")
     imp.add_argument("--out", required=True)

@@ -50,7 +50,7 @@ from vc.speaker import ENCODER_MEL, SAMPLE_RATE, GE2EModel, SpeakerEncoder
 from vc.verification import all_pairs_eer, pair_scores
 
 from .checkpoint import (
-    load_resume_state, remove_interrupted_writes, rng_state, save_resume_state, set_rng_state,
+    load_resume_state, remove_interrupted_writes, restore_training_state, rng_state, save_resume_state,
 )
 from .config import check_range
 from .features import cache_key, load_cached, save_atomically
@@ -577,11 +577,7 @@ class SpeakerEncoderTrainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg, self.steps))
         start = 0
         if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            set_rng_state(state["rng"])
-            start = int(state["step"])
+            start = restore_training_state(state, model, optimizer, scheduler)
         log = RunLog(self.out, start)
         if start == 0 and held_out:  # the initial weights: the "before" figures
             log.write(0, self.validate(model))

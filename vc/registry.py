@@ -47,7 +47,8 @@ def _switch_or_settings(raw: Mapping[str, Any], key: str, example: str, where: s
 @dataclass(frozen=True)
 class ModelEntry:
     """One model of the registry. Converters may also set `transcript` (a Whisper size whose
-    transcript guides a phonetic converter, `vc.transcript_phones`) and `phone_matching` (true,
+    transcript guides a phonetic converter, `vc.transcript_phones`, or "encoder[:HEAD]" for the
+    phones a trained head reads from Whisper's encoder, `vc.encoder_phones`) and `phone_matching` (true,
     or the settings of `vc.phone_matching.PhoneMeanMatching`); cloners may set `phone_matching`
     (their reference is then transcribed with `transcript`, default "base"); both may set `adapt`
     (true, or the settings of `vc.adaptation.ReferenceAdaptation`: a few training steps on the
@@ -103,10 +104,12 @@ class TranscriptCache:
         self._lock = threading.Lock()
 
     def get(self, size: str):
-        from .transcript_phones import TranscriptPhones
+        """The guide for a Whisper size, or for "encoder[:HEAD]" the phones a head reads from
+        Whisper's encoder (`vc.encoder_phones.phone_guide`)."""
+        from .encoder_phones import phone_guide
         with self._lock:
             if size not in self._by_size:
-                self._by_size[size] = TranscriptPhones(size)
+                self._by_size[size] = phone_guide(size)
             return self._by_size[size]
 
 

@@ -37,7 +37,38 @@ class PhoneLabels:
     text: str
 
 
-class TranscriptPhones:
+class CachedPhoneLabels:
+    """The clip cache of a phone guide: `labels` remembers what `_labels` found for a clip (by its
+    samples), `forget` drops it. Subclasses set `_cache`, `_lock` and `cache_size`."""
+
+    def labels(self, audio: Audio, frames: int, frame_rate: float) -> PhoneLabels | None:
+        """Phone labels for the `frames` mel frames (at `frame_rate`) of `audio`, or None when
+        nothing could be read in it."""
+        key = (*_clip_key(audio), frames, float(frame_rate))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        found = self._labels(audio, frames, frame_rate)
+        with self._lock:
+            self._cache[key] = found
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return found
+
+    def forget(self, audio: Audio) -> None:
+        """Drop what the cache holds for `audio`, so its next labels are read again (a
+        benchmark times the source's reading on every repeat)."""
+        clip = _clip_key(audio)
+        with self._lock:
+            for key in [k for k in self._cache if k[:2] == clip]:
+                del self._cache[key]
+
+    def _labels(self, audio: Audio, frames: int, frame_rate: float) -> PhoneLabels | None:
+        raise NotImplementedError
+
+
+class TranscriptPhones(CachedPhoneLabels):
     """Phone labels from a Whisper transcript aligned by pocketsphinx (see the module).
 
     Args:
@@ -86,29 +117,6 @@ class TranscriptPhones:
         with self._lock:
             return self._recogniser.transcribe(audio)
 
-    def labels(self, audio: Audio, frames: int, frame_rate: float) -> PhoneLabels | None:
-        """Phone labels for the `frames` mel frames (at `frame_rate`) of `audio`, or None when
-        Whisper hears no words in it or its transcript cannot be aligned."""
-        key = (*_clip_key(audio), frames, float(frame_rate))
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        found = self._labels(audio, frames, frame_rate)
-        with self._lock:
-            self._cache[key] = found
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return found
-
-    def forget(self, audio: Audio) -> None:
-        """Drop what the cache holds for `audio`, so its next labels are transcribed again (a
-        benchmark times the source's transcription on every repeat)."""
-        clip = _clip_key(audio)
-        with self._lock:
-            for key in [k for k in self._cache if k[:2] == clip]:
-                del self._cache[key]
-
     def _labels(self, audio: Audio, frames: int, frame_rate: float) -> PhoneLabels | None:
         text = self.transcribe(audio)
         if not transcript_words(text):
@@ -126,4 +134,4 @@ def _clip_key(audio: Audio) -> tuple[str, int]:
     return hashlib.sha1(audio.samples.tobytes()).hexdigest(), audio.sample_rate
 
 
-__all__ = ["PhoneLabels", "TranscriptPhones"]
+__all__ = ["CachedPhoneLabels", "PhoneLabels", "TranscriptPhones"]

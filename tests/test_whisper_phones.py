@@ -1,0 +1,100 @@
+"""Phones read from Whisper's encoder by a trained head: its training (one step, exact resume),
+the shipped head on real speech against forced alignments, and a conversion guided by it."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vc.audio import Audio, load_audio
+from vc.data.align import ForcedAligner
+from vc.data.phones import frame_labels
+from vc.encoder_phones import EncoderPhones, resample_logits
+from vc.hub import load_model
+from vc.models.whisper_phones import WhisperPhoneHead
+
+from conftest import REPO
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def whisper_ready():
+    from vc.asr import whisper_available
+    if not whisper_available("base"):
+        message = "whisper-base weights missing; run `python -m eval fetch-whisper` (scripts/setup.sh --tests does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_logits_are_resampled_by_time():
+    """50 Hz logits read at 62.5 Hz: frame t sits at t * 0.8 input frames, linearly interpolated,
+    held at the last frame."""
+    logits = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
+    out = resample_logits(logits, 50.0, 6, 62.5)
+    assert out[0].tolist() == pytest.approx([0.0, 0.8, 1.6, 2.4, 3.0, 3.0])
+
+
+def test_the_head_checks_its_input():
+    head = WhisperPhoneHead.from_preset("tiny")
+    with pytest.raises(ValueError, match="512"):
+        head(torch.zeros(1, 80, 10))
+    with pytest.raises(ValueError, match="tail_seconds"):
+        WhisperPhoneHead(tail_seconds=40.0)
+
+
+def _train(data, out, steps, cache, *extra):
+    command = [sys.executable, "-m", "training", "whisper-phones", "--data", str(data), "--steps", str(steps),
+               "--out", str(out), "--cache", str(cache), "--preset", "tiny", "--batch-size", "4",
+               "--crop-frames", "100", "--val-fraction", "0.5", "--log-every", "1", "--validate-every", "2",
+               "--checkpoint-every", "2", "--quiet", *extra]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def _log(run):
+    with open(run / "log.csv", newline="") as handle:
+        return {int(r["step"]): (float(r["ce"]), r["val_accuracy"]) for r in csv.DictReader(handle)}
+
+
+def test_training_resumes_exactly(whisper_ready, aligned_vctk, tmp_path):
+    cache = tmp_path / "features"
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    result = _train(aligned_vctk, whole, 4, cache)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _train(aligned_vctk, split, 2, cache).returncode == 0
+    resumed = _train(aligned_vctk, split, 4, cache, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _log(split) == _log(whole)
+    assert 0 < float(_log(whole)[4][1]) <= 1  # held-out frame accuracy, measured
+    for name in ("resume.pt", "loss.png", "model/config.json", "model/README.md"):
+        assert (whole / name).exists(), name
+    assert isinstance(load_model(whole / "model"), WhisperPhoneHead)
+    again = _train(aligned_vctk, whole, 4, cache)  # a finished run is not overwritten by accident
+    assert again.returncode != 0 and "--resume" in again.stderr
+
+
+def test_shipped_head_labels_real_speech_like_the_aligner(whisper_ready, real_speech):
+    """VCTK speakers the head never heard: most frames get the phone pocketsphinx aligns to the
+    transcript."""
+    texts = dict(line.split("\t", 1) for line in
+                 (real_speech / "vctk" / "transcripts.tsv").read_text().splitlines()[1:])
+    clips = [c for speaker in ("p225", "p226") for c in sorted((real_speech / "vctk" / speaker).glob("*.wav"))[4:6]]
+    guide, aligner = EncoderPhones("whisper-phones", threads=2), ForcedAligner()
+    right = total = 0
+    for path in clips:
+        audio = load_audio(path).resample(16000)
+        frames = audio.samples.size // 256 + 1
+        truth = np.array(frame_labels(aligner.align(audio, texts[path.stem.split("_")[1]].strip()), frames, 62.5))
+        found = guide.labels(audio, frames, 62.5)
+        assert found is not None and found.labels.shape == (frames,)
+        right += int((found.labels.numpy() == truth).sum())
+        total += frames
+    assert right / total > 0.6, right / total
+    silence = Audio(np.zeros(16000, dtype=np.float32), 16000)
+    assert guide.labels(silence, 63, 62.5) is None  # nothing said: the converter's own recogniser
