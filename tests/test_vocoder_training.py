@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from conftest import REPO
-from test_synthesizer import aligned_vctk  # noqa: F401 - a fixture: six VCTK clips aligned
 from training.gan import (
     Discriminators, MultiResolutionMelLoss, SpectrumLoss, discriminator_loss,
     feature_matching_loss, generator_adversarial_loss,
