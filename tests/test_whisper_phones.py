@@ -1,5 +1,5 @@
-"""Phones read from Whisper's encoder by a trained head: its training (one step, exact resume),
-the shipped head on real speech against forced alignments, and a conversion guided by it."""
+"""Phones read from Whisper's encoder by a trained head: its training (exact resume) and the
+shipped head on real speech against forced alignments (a conversion with it: test_transcript_guidance)."""
 from __future__ import annotations
 
 import csv
@@ -10,15 +10,15 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 from vc.audio import Audio, load_audio
 from vc.data.align import ForcedAligner
 from vc.data.phones import frame_labels
 from vc.encoder_phones import EncoderPhones, resample_logits
+from vc.errors import CheckpointError
 from vc.hub import load_model
 from vc.models.whisper_phones import WhisperPhoneHead
-
-from conftest import REPO
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -98,3 +98,5 @@ def test_shipped_head_labels_real_speech_like_the_aligner(whisper_ready, real_sp
     assert right / total > 0.6, right / total
     silence = Audio(np.zeros(16000, dtype=np.float32), 16000)
     assert guide.labels(silence, 63, 62.5) is None  # nothing said: the converter's own recogniser
+    with pytest.raises(CheckpointError, match="not a Whisper phone head"):
+        EncoderPhones("ddsp-fast").load()

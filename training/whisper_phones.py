@@ -32,8 +32,13 @@ from vc.errors import CheckpointError, VoicelabError
 from vc.hub import push_to_hub
 from vc.models.whisper_phones import WhisperPhoneHead
 
-from .checkpoint import (load_resume_state, remove_interrupted_writes, restore_training_state, rng_state,
-                         save_resume_state)
+from .checkpoint import (
+    load_resume_state,
+    remove_interrupted_writes,
+    restore_training_state,
+    rng_state,
+    save_resume_state,
+)
 from .features import load_cached, save_atomically
 from .logs import RunLog, plot_losses
 from .loop import DATASET_IDS, load_utterances

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .audio import Audio
-from .data.phones import SILENCE, PHONE_INDEX
+from .data.phones import PHONE_INDEX, SILENCE
+from .errors import CheckpointError
 from .transcript_phones import CachedPhoneLabels, PhoneLabels
 
 MIN_SPEECH_FRAMES = 3  # fewer phone frames than this: nothing was said
@@ -36,9 +37,6 @@ class EncoderPhones(CachedPhoneLabels):
     `labels(audio, frames, frame_rate)` gives `PhoneLabels` (with no text) or None when the head
     hears no speech; `forget(audio)` drops a clip from the cache.
     """
-
-    beam_size = 0  # no search: evaluation descriptions read these of any phone guide
-    tail_seconds = None
 
     def __init__(self, head="whisper-phones", threads: int | None = None, cache_size: int = 16):
         self._head_spec, self.threads, self.cache_size = head, threads, cache_size
@@ -61,7 +59,8 @@ class EncoderPhones(CachedPhoneLabels):
                 from .models.whisper_phones import WhisperPhoneHead
                 head = load_model(self._head_spec)
                 if not isinstance(head, WhisperPhoneHead):
-                    raise ValueError(f"{self._head_spec!r} is a {type(head).__name__}, not a Whisper phone head")
+                    raise CheckpointError(f"{self._head_spec!r} holds a {type(head).__name__}, not a Whisper "
+                                          "phone head; give one `python -m training whisper-phones` wrote")
                 self._head = head.eval()
             if self._recogniser is None:
                 from .asr import Whisper
