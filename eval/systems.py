@@ -232,7 +232,8 @@ def describe_converter_options(options: dict) -> tuple[str, list[str]]:
     words, identity = [], []
     if "transcript" in options:
         guide = options["transcript"]
-        if guide.name.startswith("whisper-encoder:"):
+        from vc.encoder_phones import EncoderPhones
+        if isinstance(guide, EncoderPhones):
             words.append(f"phones read from Whisper's encoder by the head {guide.name.partition(':')[2]}")
             identity.append(f"encphones:{guide.name}")
         else:

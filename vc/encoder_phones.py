@@ -68,11 +68,10 @@ class EncoderPhones(CachedPhoneLabels):
         return self
 
     def _labels(self, audio: Audio, frames: int, frame_rate: float) -> PhoneLabels | None:
-        self.load()
-        with self._lock:
-            features = self._recogniser.encode(audio, self._head.tail_seconds)
-            with torch.inference_mode():
-                logits = self._head(torch.from_numpy(np.ascontiguousarray(features.T))[None].float())[0]
+        self.load()  # the lock guards loading only: CTranslate2's encoder and the head serve threads at once
+        features = self._recogniser.encode(audio, self._head.tail_seconds)
+        with torch.inference_mode():
+            logits = self._head(torch.from_numpy(np.ascontiguousarray(features.T))[None].float())[0]
         labels = resample_logits(logits, self._head.frame_rate, frames, frame_rate).argmax(0)
         if int((labels != PHONE_INDEX[SILENCE]).sum()) < MIN_SPEECH_FRAMES:
             return None
