@@ -189,7 +189,8 @@ def _parse_settings(settings: str, kinds: dict, what: str) -> dict:
 
 OPTION_HELP = ("the options after MODEL+VOCODER, each after a '+': 'transcript[:WHISPER_SIZE]' (Whisper's "
                "forced-aligned transcript gives the phonetic converter its phones), 'encphones[:HEAD]' (phones read from "
-               "Whisper's encoder by a trained head, no transcript; default head whisper-phones), 'phonematch[:prior_frames=20,smooth_frames=5]' "
+               "Whisper's encoder by a trained head, no transcript; default head whisper-phones; both: the head's phones "
+               "leaning toward the aligned transcript), 'phonematch[:prior_frames=20,smooth_frames=5]' "
                "(per-phone mean matching to the reference), 'knn[:k=4,blend=0.5,min_similarity=0.5]', and "
                "'adapt[:steps=40,learning_rate=0.0003,interpolation=0.5]' (a few training steps on "
                "the reference first; cloners and the phonetic converter)")
@@ -203,6 +204,7 @@ def parse_converter_options(text: str) -> dict:
     from vc.transcript_phones import TranscriptPhones
 
     options: dict = {}
+    guides: dict[str, str] = {}
     for part in filter(None, text.split(VOCODER_SEPARATOR)):
         name, _, settings = part.partition(":")
         if name in options or (name == "phonematch" and "phone_matching" in options) or \
@@ -211,19 +213,23 @@ def parse_converter_options(text: str) -> dict:
         if name == "knn":
             options["knn"] = parse_knn(part)
         elif name in ("transcript", "encphones"):
-            if "transcript" in options:
-                raise ValueError("give one phone guide: 'transcript' or 'encphones', not both")
-            if name == "transcript":
-                options["transcript"] = TranscriptPhones(settings or "base")
-            else:
-                from vc.encoder_phones import EncoderPhones
-                options["transcript"] = EncoderPhones(settings or "whisper-phones")
+            if name in guides:
+                raise ValueError(f"the option {name!r} is given twice")
+            guides[name] = settings or ("base" if name == "transcript" else "whisper-phones")
         elif name == "phonematch":
             options["phone_matching"] = PhoneMeanMatching(**_parse_settings(settings, _PHONEMATCH_KEYS, "phonematch"))
         elif name == "adapt":
             options["adaptation"] = ReferenceAdaptation(**_parse_settings(settings, _ADAPT_KEYS, "adapt"))
         else:
             raise ValueError(f"unknown system option {part!r}; {OPTION_HELP}")
+    if guides:
+        from vc.encoder_phones import EncoderPhones, HybridPhones
+        if len(guides) == 2:  # both: the head leaning toward the transcript
+            options["transcript"] = HybridPhones(guides["transcript"], guides["encphones"])
+        elif "transcript" in guides:
+            options["transcript"] = TranscriptPhones(guides["transcript"])
+        else:
+            options["transcript"] = EncoderPhones(guides["encphones"])
     return options
 
 
@@ -232,10 +238,17 @@ def describe_converter_options(options: dict) -> tuple[str, list[str]]:
     words, identity = [], []
     if "transcript" in options:
         guide = options["transcript"]
-        from vc.encoder_phones import EncoderPhones
-        if isinstance(guide, EncoderPhones):
-            words.append(f"phones read from Whisper's encoder by the head {guide.name.partition(':')[2]}")
-            identity.append(f"encphones:{guide.name}")
+        from vc.encoder_phones import EncoderPhones, HybridPhones
+        if isinstance(guide, HybridPhones):
+            head = guide.name.rpartition(':')[2]
+            words.append(f"phones read from Whisper's encoder by the head {head} (bigram weight "
+                         f"{guide.head.lm_weight:g}), leaning toward the {guide.transcript.name} transcript "
+                         f"forced-aligned (hint weight {guide.hint_weight:g})")
+            identity.append(f"hybrid:{guide.name}:lm{guide.head.lm_weight:g}:hint{guide.hint_weight:g}")
+        elif isinstance(guide, EncoderPhones):
+            words.append(f"phones read from Whisper's encoder by the head {guide.name.partition(':')[2]} "
+                         f"(bigram weight {guide.head.lm_weight:g})")
+            identity.append(f"encphones:{guide.name}:lm{guide.head.lm_weight:g}")
         else:
             tail = getattr(guide, "tail_seconds", None)
             window = "30 s windows" if tail is None else f"the clip and {tail:g} s of silence encoded"

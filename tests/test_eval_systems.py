@@ -60,11 +60,16 @@ def test_system_options_after_the_vocoder():
     assert parse_converter_options("") == {}
     quick = parse_converter_options("encphones+phonematch")  # loads nothing until a clip comes
     assert quick["transcript"].name == "whisper-encoder:whisper-phones"
-    assert "read from Whisper's encoder" in describe_converter_options(quick)[0]
+    words, identity = describe_converter_options(quick)
+    assert "read from Whisper's encoder" in words and "bigram weight 0.3" in words
+    hybrid = parse_converter_options("encphones+transcript:base")["transcript"]  # both: the head with a hint
+    assert hybrid.name == "whisper-base+whisper-encoder:whisper-phones" and hybrid.hint_weight == 4.0
+    assert "leaning toward the whisper-base transcript" in describe_converter_options({"transcript": hybrid})[0]
+    assert describe_converter_options({"transcript": hybrid})[1] != identity
     smooth = parse_converter_options("phonematch:prior_frames=10,smooth_frames=5,match_spread=0")["phone_matching"]
     assert smooth == PhoneMeanMatching(prior_frames=10.0, smooth_frames=5, match_spread=False)
     assert "smoothed over 5 frames" in describe_converter_options({"phone_matching": smooth})[0]
-    for bad, message in [("transcript+transcript", "twice"), ("transcript+encphones", "one phone guide"), ("phonematch:frames=3", "prior_frames=FLOAT"),
+    for bad, message in [("transcript+transcript", "twice"), ("encphones+encphones", "twice"), ("phonematch:frames=3", "prior_frames=FLOAT"),
                          ("phonematch:smooth_frames=x", "not a whole number"),
                          ("phonematch:match_spread=2", "not 0 or 1"), ("knn:k=x", "not a whole number"), ("phonematch:smooth_frames=0", "at least 1"),
                          ("reverb", "unknown system option 'reverb'"), ("knn:q=1", "bad kNN setting")]:

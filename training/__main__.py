@@ -118,8 +118,8 @@ def _add_speaker_encoder(commands) -> None:
 def _whisper_phones(args: argparse.Namespace) -> None:
     from .whisper_phones import WhisperPhonesConfig, WhisperPhonesTrainer
     settings = {name: getattr(args, name) for name in (
-        "preset", "whisper", "tail_seconds", "batch_size", "crop_frames", "lr", "seed", "val_fraction",
-        "log_every", "validate_every", "checkpoint_every") if getattr(args, name) is not None}
+        "preset", "whisper", "tail_seconds", "lm_weight", "batch_size", "crop_frames", "lr", "seed",
+        "val_fraction", "log_every", "validate_every", "checkpoint_every") if getattr(args, name) is not None}
     trainer = WhisperPhonesTrainer(WhisperPhonesConfig(**settings), args.data, args.out, args.steps,
                                    resume=args.resume, cache_dir=args.cache, push_to_hub=args.push_to_hub,
                                    progress=not args.quiet)
@@ -139,6 +139,8 @@ def _add_whisper_phones(commands) -> None:
     p.add_argument("--preset", help="the head's size: tiny or small (default small)")
     p.add_argument("--whisper", help="the Whisper size whose encoder it reads (default base)")
     p.add_argument("--tail-seconds", type=_number("float", 0, 28), help="silence encoded after each clip (default 1)")
+    p.add_argument("--lm-weight", type=_number("float", 0, 10),
+                   help="the phone bigram's weight when decoding (default 0.3; 0: each frame's best phone)")
     p.add_argument("--batch-size", type=_number("int", 1))
     p.add_argument("--crop-frames", type=_number("int", 1), help="frames per batch item (50 per second)")
     p.add_argument("--lr", type=_number("float", "<0"))

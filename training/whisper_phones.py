@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vc.data.phones import PhoneSetError, frame_labels
+from vc.data.phones import PHONES, SILENCE, PhoneSetError, frame_labels
 from vc.data.readers import split_by_speaker
 from vc.errors import CheckpointError, VoicelabError
 from vc.hub import push_to_hub
@@ -54,6 +54,7 @@ class WhisperPhonesConfig:
     preset: str = "small"
     whisper: str = "base"
     tail_seconds: float = 1.0
+    lm_weight: float = 0.3
     batch_size: int = 16
     crop_frames: int = 200
     lr: float = 1e-3
@@ -71,6 +72,8 @@ class WhisperPhonesConfig:
         for name in ("batch_size", "crop_frames", "warmup_steps", "log_every", "validate_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.lm_weight <= 10:
+            raise ValueError(f"lm_weight must be in [0, 10], got {self.lm_weight}")
         if not 0 < self.lr < 1 or not 0 <= self.val_fraction < 1:
             raise ValueError(f"lr must be in (0, 1) and val_fraction in [0, 1); got {self.lr}, {self.val_fraction}")
 
@@ -151,6 +154,22 @@ def frame_accuracy(head: WhisperPhoneHead, items: Sequence[tuple[np.ndarray, np.
     return right / max(total, 1)
 
 
+def phone_error_rate(head: WhisperPhoneHead, items: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Edit distance between the phone sequences `head.read` decodes (bigram, no hint) and the
+    aligned ones, repeats merged and silences dropped, per aligned phone."""
+    import jiwer
+
+    def sequence(labels) -> str:
+        merged = [p for i, p in enumerate(labels) if i == 0 or p != labels[i - 1]]
+        return " ".join(PHONES[p] for p in merged if PHONES[p] != SILENCE) or SILENCE
+
+    was_training = head.training
+    head.eval()
+    truth, found = zip(*[(sequence(labels), sequence(head.read(features))) for features, labels in items])
+    head.train(was_training)
+    return float(jiwer.wer(list(truth), list(found)))
+
+
 class WhisperPhonesTrainer:
     """Trains a `WhisperPhoneHead`; see the module docstring.
 
@@ -221,7 +240,8 @@ class WhisperPhonesTrainer:
         width = batches.items[0][0].shape[1]
         torch.manual_seed(cfg.seed)  # the head's initial weights and its dropout
         head = WhisperPhoneHead.from_preset(cfg.preset, whisper=cfg.whisper, feature_dim=width,
-                                            tail_seconds=cfg.tail_seconds).train()
+                                            tail_seconds=cfg.tail_seconds, lm_weight=cfg.lm_weight).train()
+        head.count_transitions(labels for _, labels in batches.items)  # the decoding's phone bigram
         optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, cfg.warmup_steps))
         start = 0
@@ -247,6 +267,7 @@ class WhisperPhonesTrainer:
                 tick, tick_step = now, done
                 if self.val_items and (done % cfg.validate_every == 0 or done == self.steps):
                     values["val_accuracy"] = frame_accuracy(head, self.val_items)
+                    values["val_phone_error"] = phone_error_rate(head, self.val_items)
                 log.write(done, values)
                 bar.set_postfix(ce=f"{info['ce']:.3f}", acc=f"{info['accuracy']:.3f}")
             bar.update(1)
@@ -277,17 +298,25 @@ class WhisperPhonesTrainer:
                     "lr": cfg.lr, "schedule": f"{cfg.warmup_steps} warm-up steps, then constant"}
         metrics = None
         if accuracy:
+            _, errors = log.series("val_phone_error")
             training[f"held-out speakers' frame accuracy at step {steps[-1]}"] = round(accuracy[-1], 4)
+            training[f"held-out speakers' phone error rate at step {steps[-1]}"] = round(errors[-1], 4)
             metrics = [{"dataset": {"type": "voicelab-val", "name": "speakers split off the training data"},
                         "task": {"type": "phone-recognition", "name": "frame phone recognition"},
                         "metrics": [{"type": "accuracy", "value": round(accuracy[-1], 4),
-                                     "name": "frame accuracy against the phone alignments"}]}]
+                                     "name": "frame accuracy against the phone alignments"},
+                                    {"type": "per", "value": round(errors[-1], 4),
+                                     "name": "phone error rate of the decoded sequences (bigram weight "
+                                             f"{cfg.lm_weight:g})"}]}]
         description = (f"A phone classifier over Whisper-{cfg.whisper}'s encoder output (frozen), trained with "
                        f"`python -m training whisper-phones` for {step} steps on {', '.join(self.data)}. "
                        "It gives the phonetic converter its phones in one encoder pass, with no transcript "
-                       "to decode or align (`vc.encoder_phones.EncoderPhones`).")
+                       "to decode or align (`vc.encoder_phones.EncoderPhones`), decoded under a phone "
+                       "bigram counted on the training labels; or, reading the encoder output of a "
+                       "transcription, leaning toward the aligned transcript (`vc.encoder_phones.HybridPhones`).")
         return {"description": description, "training": training, "metrics": metrics, "repo_id": self.push_repo,
                 "datasets": self.datasets or None, "license": "cc-by-4.0" if self.datasets else "mit"}
 
 
-__all__ = ["FrameBatches", "WhisperPhonesConfig", "WhisperPhonesTrainer", "encoder_features", "frame_accuracy"]
+__all__ = ["FrameBatches", "WhisperPhonesConfig", "WhisperPhonesTrainer", "encoder_features", "frame_accuracy",
+           "phone_error_rate"]

@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("--transcript", default="base", metavar="GUIDE",
                       help="phonetic models: where the phones come from: a Whisper size or folder (default "
                            "base: its transcript, forced-aligned), encoder[:HEAD] (Whisper-base's encoder read "
-                           "by the shipped phone head: 3x faster, more lost words), or none (the model's own "
+                           "by the shipped phone head: 3x faster, more lost words), SIZE+encoder[:HEAD] (the "
+                           "head's phones leaning toward the aligned transcript), or none (the model's own "
                            "recogniser, which loses most words)")
     conv.add_argument("--no-phone-matching", dest="phone_matching", action="store_false",
                       help="phonetic models: do not match each phone's spectrum to the reference's")
@@ -212,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                             "closer to the voice, a few seconds more; 0, the default: as trained)")
     clone.add_argument("--transcript", default="base", metavar="GUIDE",
                        help="what labels the reference's phones for matching and adaptation: a Whisper size "
-                            "or folder (default base: its transcript, forced-aligned), or encoder[:HEAD] "
-                            "(Whisper's encoder read by a phone head, faster)")
+                            "or folder (default base: its transcript, forced-aligned), encoder[:HEAD] "
+                            "(Whisper's encoder read by a phone head, faster) or SIZE+encoder[:HEAD] (both)")
     clone.set_defaults(run=_clone)
     args = parser.parse_args(argv)
     try:

@@ -104,12 +104,19 @@ class TranscriptCache:
         self._lock = threading.Lock()
 
     def get(self, size: str):
-        """The guide for a Whisper size, or for "encoder[:HEAD]" the phones a head reads from
-        Whisper's encoder (`vc.encoder_phones.phone_guide`)."""
-        from .encoder_phones import phone_guide
+        """The guide for a Whisper size, for "encoder[:HEAD]" the phones a head reads from
+        Whisper's encoder, for "SIZE+encoder[:HEAD]" both (`vc.encoder_phones.phone_guide`;
+        the hybrid shares SIZE's transcriber)."""
+        from .encoder_phones import HybridPhones, phone_guide
         with self._lock:
             if size not in self._by_size:
-                self._by_size[size] = phone_guide(size)
+                guide = phone_guide(size)
+                if isinstance(guide, HybridPhones):  # one Whisper for the transcript and the hybrid
+                    whisper = size.partition("+")[0]
+                    if whisper not in self._by_size:
+                        self._by_size[whisper] = guide.transcript
+                    guide.transcript = self._by_size[whisper]
+                self._by_size[size] = guide
             return self._by_size[size]
 
 

@@ -118,9 +118,14 @@ class TranscriptPhones(CachedPhoneLabels):
             return self._recogniser.transcribe(audio)
 
     def _labels(self, audio: Audio, frames: int, frame_rate: float) -> PhoneLabels | None:
-        text = self.transcribe(audio)
+        return self.aligned(audio, self.transcribe(audio), frames, frame_rate)
+
+    def aligned(self, audio: Audio, text: str, frames: int, frame_rate: float) -> PhoneLabels | None:
+        """`text`'s phones placed in the frames of `audio` by the aligner, or None when it has no
+        words or cannot be aligned."""
         if not transcript_words(text):
             return None
+        self.load()
         with self._lock:
             try:
                 segments = self._aligner.align(audio, text)
