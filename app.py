@@ -22,7 +22,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app_clone import CloneTab
+from app_clone import CloneTab, user_error
 from vc import Audio, SpeechLimits, VoicelabError, load_audio
 from vc.plots import figure_image, mel_figure
 from vc.registry import ModelRegistry
@@ -45,7 +45,9 @@ class DemoSettings:
 
 
 def _error(err: Exception) -> gr.Error:
-    return gr.Error(str(err) if isinstance(err, VoicelabError) else f"conversion failed: {type(err).__name__}: {err}")
+    if isinstance(err, VoicelabError):  # bad input, told as it is; anything else is logged in full
+        return user_error(str(err))
+    return gr.Error(f"conversion failed: {type(err).__name__}: {err}")
 
 
 class Demo:
@@ -87,7 +89,7 @@ class Demo:
 
     def _source(self, source: str | None) -> Audio:
         if not source:
-            raise gr.Error("No source clip: upload or record the speech to convert.")
+            raise user_error("No source clip: upload or record the speech to convert.")
         return self._load(source)
 
     def _reference(self, reference: str | None, preset: str | None) -> Audio:
@@ -99,7 +101,7 @@ class Demo:
             return clip
         if preset in self.voices:
             return self._load(str(self.voices[preset]))
-        raise gr.Error("No target voice: upload or record a reference clip of the target speaker, "
+        raise user_error("No target voice: upload or record a reference clip of the target speaker, "
                        "or pick a preset voice.")
 
     def _run(self, source: Audio, reference: Audio, model, vocoder, progress=None):
@@ -131,7 +133,7 @@ class Demo:
     def convert_api(self, source, reference, model):
         """The `/convert` endpoint: converted audio only, with the default vocoder."""
         if not reference:
-            raise gr.Error("No reference clip: send a clip of the target speaker.")
+            raise user_error("No reference clip: send a clip of the target speaker.")
         _, output, _ = self._run(self._source(source), self._load(reference),
                                  model or self.registry.default_converter, self.registry.default_vocoder)
         return self._file(output)
@@ -140,7 +142,7 @@ class Demo:
         """Compare tab: every chosen model on the same input, side by side."""
         source, reference = self._source(source), self._reference(reference, preset)
         if not models:
-            raise gr.Error("No model chosen: tick at least one model to compare.")
+            raise user_error("No model chosen: tick at least one model to compare.")
         target = self.registry.speaker_encoder.embed(reference)
         updates = []
         for name in self.registry.converter_names():

@@ -20,8 +20,15 @@ EXAMPLES = ("The quick brown fox jumps over the lazy dog.",
             "Could you call me back tomorrow morning? I will be at home.")
 
 
+def user_error(message: str) -> gr.Error:
+    """What the visitor did wrong, shown on the page; no traceback in the server's log."""
+    return gr.Error(message, print_exception=False)
+
+
 def _error(err: Exception) -> gr.Error:
-    return gr.Error(str(err) if isinstance(err, VoicelabError) else f"cloning failed: {type(err).__name__}: {err}")
+    if isinstance(err, VoicelabError):  # bad input: no traceback in the server's log
+        return user_error(str(err))
+    return gr.Error(f"cloning failed: {type(err).__name__}: {err}")
 
 
 class CloneTab:
@@ -37,7 +44,7 @@ class CloneTab:
         try:
             rate = check_rate(rate)
         except ValueError as err:
-            raise gr.Error(f"Speaking {err}") from None
+            raise user_error(f"Speaking {err}") from None
         try:
             model = self.registry.cloner(cloner, vocoder)
             model.sentences(text)
@@ -72,7 +79,7 @@ class CloneTab:
         """The `/clone` endpoint: the speech only."""
         def clip():
             if not reference:
-                raise gr.Error("No reference clip: send a clip of the voice to clone.")
+                raise user_error("No reference clip: send a clip of the voice to clone.")
             return self.demo._load(reference)
         _, result, _ = self._clone(text, clip, cloner or self.registry.default_cloner,
                                    vocoder or self.registry.default_vocoder, 1.0 if rate is None else rate)

@@ -175,6 +175,7 @@ def test_clone_tab_bad_input_gets_a_clear_message(clone_demo, tmp_path, text, re
     with pytest.raises(gr.Error, match=message) as caught:
         clone_demo.clone(text, path, preset, "tiny", "griffinlim", 1.0, no_progress)
     assert "Traceback" not in str(caught.value)
+    assert caught.value.print_exception is False  # the visitor's mistake: no traceback in the server's log
 
 
 def test_clone_tab_refuses_an_unknown_cloner_and_a_bad_rate(clone_demo):
@@ -233,3 +234,13 @@ def test_an_old_registry_without_cloners_says_how_to_add_one(tmp_path):
     registry.write_text('{"converters": [{"source": "vqvc-small"}], "vocoders": [{"source": "griffinlim"}], '
                         '"cloners": [{"name": "synth-x", "source": "no-such-synth"}]}')
     assert "the listed ones (synth-x) are unavailable" in Demo(settings).cloning.note()
+
+
+def test_bad_input_is_not_logged_as_a_crash_but_a_crash_is():
+    """A visitor's mistake (a VoicelabError) reaches the page without a traceback in the server's
+    log; anything unexpected is shown and logged in full."""
+    from app import _error
+    from vc.errors import AudioError
+    told, crashed = _error(AudioError("the clip is silent")), _error(RuntimeError("boom"))
+    assert told.message == "the clip is silent" and told.print_exception is False
+    assert "RuntimeError: boom" in crashed.message and crashed.print_exception is True
