@@ -69,6 +69,8 @@ def test_the_head_checks_its_input():
         WhisperPhoneHead(tail_seconds=40.0)
     with pytest.raises(ValueError, match="hint"):
         head.read(np.zeros((10, 512), np.float32), hint=np.zeros(9, np.int64))
+    with pytest.raises(ValueError, match="hint_weight"):
+        HybridPhones("base", head, hint_weight=-1.0)
 
 
 def _train(data, out, steps, cache, *extra):

@@ -108,6 +108,8 @@ class HybridPhones(EncoderPhones):
 
     def __init__(self, transcript="base", head="whisper-phones", hint_weight: float = 4.0,
                  cache_size: int = 16):
+        if not 0 <= hint_weight < float("inf"):
+            raise ValueError(f"hint_weight must be a finite number at least 0, got {hint_weight!r}")
         self.transcript = transcript if isinstance(transcript, TranscriptPhones) else TranscriptPhones(transcript)
         super().__init__(head, self.transcript.threads, cache_size)
         self.hint_weight = float(hint_weight)
