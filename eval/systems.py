@@ -201,7 +201,6 @@ def parse_converter_options(text: str) -> dict:
     ("transcript+phonematch")."""
     from vc.adaptation import ReferenceAdaptation
     from vc.phone_matching import PhoneMeanMatching
-    from vc.transcript_phones import TranscriptPhones
 
     options: dict = {}
     guides: dict[str, str] = {}
@@ -222,14 +221,10 @@ def parse_converter_options(text: str) -> dict:
             options["adaptation"] = ReferenceAdaptation(**_parse_settings(settings, _ADAPT_KEYS, "adapt"))
         else:
             raise ValueError(f"unknown system option {part!r}; {OPTION_HELP}")
-    if guides:
-        from vc.encoder_phones import EncoderPhones, HybridPhones
-        if len(guides) == 2:  # both: the head leaning toward the transcript
-            options["transcript"] = HybridPhones(guides["transcript"], guides["encphones"])
-        elif "transcript" in guides:
-            options["transcript"] = TranscriptPhones(guides["transcript"])
-        else:
-            options["transcript"] = EncoderPhones(guides["encphones"])
+    if guides:  # both given: the head leaning toward the transcript
+        from vc.encoder_phones import phone_guide
+        head = f"encoder:{guides['encphones']}" if "encphones" in guides else ""
+        options["transcript"] = phone_guide("+".join(filter(None, (guides.get("transcript"), head))))
     return options
 
 

@@ -158,12 +158,16 @@ def test_converter_entries_carry_transcript_guidance_and_phone_matching(tmp_path
         "converters": [{"name": "guided", "source": "ppgvc-small", "transcript": "base",
                         "phone_matching": {"prior_frames": 10}},
                        {"name": "also-guided", "source": "ppgvc-small", "transcript": "base", "phone_matching": True},
+                       {"name": "hybrid", "source": "ppgvc-small", "transcript": "base+encoder:whisper-phones"},
                        {"name": "plain", "source": "ppgvc-small"}],
         "vocoders": [{"name": "griffinlim", "source": "griffinlim"}]}))
     registry = ModelRegistry.from_file(path)
     guided, also = registry.converter("guided", "griffinlim"), registry.converter("also-guided", "griffinlim")
     plain = registry.converter("plain", "griffinlim")
     assert isinstance(guided.transcript, TranscriptPhones) and guided.transcript is also.transcript  # one Whisper
+    from vc.encoder_phones import HybridPhones
+    hybrid = registry.converter("hybrid", "griffinlim").transcript
+    assert isinstance(hybrid, HybridPhones) and hybrid.transcript is guided.transcript  # the same Whisper again
     assert guided.phone_matching == PhoneMeanMatching(prior_frames=10.0)
     assert also.phone_matching == PhoneMeanMatching()
     assert plain.transcript is None and plain.phone_matching is None

@@ -77,41 +77,38 @@ class Whisper:
         self.tail_seconds = tail_seconds
 
     def transcribe(self, audio: AudioSource) -> str:
-        samples = np.asarray(load_audio(audio).resample(self.sample_rate).samples, dtype=np.float32)
-        seconds = samples.size / self.sample_rate
-        window = min(seconds, self.window_seconds)
-        cap = min(int(self.tokens_per_second * window) + 16, 220)  # Whisper's context is 448 tokens
-        if self.tail_seconds is not None and seconds + self.tail_seconds <= self.window_seconds:
-            return self._transcribe_short(samples, cap)
-        segments, _ = self.model.transcribe(
-            samples, language=self.language, beam_size=self.beam_size, temperature=0.0,
-            condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
-            max_new_tokens=cap)
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        return self._read(audio, with_features=False)[0]
 
     def transcribe_and_encode(self, audio: AudioSource) -> tuple[str, np.ndarray]:
         """The transcript and the encoder's output (frames, width) at 50 frames per second, as
         `transcribe` and `encode` give them; a clip the short path takes is encoded once for both
         (with `tail_seconds` of silence, which the phone head reads as well as its own 1 s)."""
+        return self._read(audio, with_features=True)
+
+    def _read(self, audio: AudioSource, with_features: bool) -> tuple[str, np.ndarray | None]:
         samples = np.asarray(load_audio(audio).resample(self.sample_rate).samples, dtype=np.float32)
         seconds = samples.size / self.sample_rate
-        if self.tail_seconds is None or seconds + self.tail_seconds > self.window_seconds:
-            clip = (self.sample_rate, samples)
-            return self.transcribe(clip), self.encode(clip, self.tail_seconds or 1.0)
-        encoded = self._encoded(samples, self.tail_seconds)
-        frames = -(-max(samples.size, 1) // 320)
-        features = np.array(np.asarray(encoded)[0, :frames])  # a copy: generate reuses the storage
-        cap = min(int(self.tokens_per_second * seconds) + 16, 220)
-        return self._transcribe_short(samples, cap, encoded), features
+        window = min(seconds, self.window_seconds)
+        cap = min(int(self.tokens_per_second * window) + 16, 220)  # Whisper's context is 448 tokens
+        if self.tail_seconds is not None and seconds + self.tail_seconds <= self.window_seconds:
+            encoded = self._encoded(samples, self.tail_seconds)
+            # a copy: generate reuses the encoder's storage
+            features = np.array(np.asarray(encoded)[0, :-(-max(samples.size, 1) // 320)]) if with_features else None
+            return self._transcribe_short(encoded, cap), features
+        segments, _ = self.model.transcribe(
+            samples, language=self.language, beam_size=self.beam_size, temperature=0.0,
+            condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
+            max_new_tokens=cap)
+        text = " ".join(segment.text.strip() for segment in segments).strip()
+        return text, self.encode((self.sample_rate, samples), self.tail_seconds or 1.0) if with_features else None
 
-    def _transcribe_short(self, samples: np.ndarray, max_new_tokens: int, encoded=None) -> str:
-        """One greedy or beam pass over the clip plus `tail_seconds` of silence, with the prompt
-        and suppressed tokens faster-whisper uses for an English window without timestamps."""
+    def _transcribe_short(self, encoded, max_new_tokens: int) -> str:
+        """One greedy or beam pass over the encoded clip (plus `tail_seconds` of silence), with the
+        prompt and suppressed tokens faster-whisper uses for an English window without timestamps."""
         tokenizer, prompt, suppressed = self._short_decoding
         result = self.model.model.generate(
-            self._encoded(samples, self.tail_seconds) if encoded is None else encoded, [prompt],
-            beam_size=self.beam_size, max_length=len(prompt) + max_new_tokens, suppress_blank=True,
-            suppress_tokens=suppressed)
+            encoded, [prompt], beam_size=self.beam_size, max_length=len(prompt) + max_new_tokens,
+            suppress_blank=True, suppress_tokens=suppressed)
         return tokenizer.decode([t for t in result[0].sequences_ids[0] if t < tokenizer.eot]).strip()
 
     def encode(self, audio: AudioSource, tail_seconds: float = 1.0) -> np.ndarray:

@@ -148,18 +148,19 @@ def _phone_labels(path: np.ndarray, rate: float, frames: int, frame_rate: float,
     return PhoneLabels(labels.long(), text)
 
 
-def phone_guide(spec: str):
+def phone_guide(spec: str, transcript_for=TranscriptPhones):
     """The phone guide a spec names: "encoder" or "encoder:HEAD" the phones a trained head reads
     from Whisper's encoder (HEAD a name under checkpoints/, a folder or a Hub id; default
     whisper-phones); "SIZE+encoder[:HEAD]" that head leaning toward Whisper-SIZE's aligned
     transcript (`HybridPhones`); anything else a Whisper size or folder whose transcript is
-    forced-aligned."""
+    forced-aligned. `transcript_for(size)` gives the `TranscriptPhones` of a size (a registry
+    passes its own, so a hybrid shares the transcriber of its size)."""
     whisper, plus, rest = spec.partition("+")
     if plus and (rest == "encoder" or rest.startswith("encoder:")):
-        return HybridPhones(whisper, rest.partition(":")[2] or "whisper-phones")
+        return HybridPhones(transcript_for(whisper), rest.partition(":")[2] or "whisper-phones")
     if spec == "encoder" or spec.startswith("encoder:"):
         return EncoderPhones(spec.partition(":")[2] or "whisper-phones")
-    return TranscriptPhones(spec)
+    return transcript_for(spec)
 
 
 def resample_labels(labels: torch.Tensor, rate: float, frames: int, frame_rate: float) -> torch.Tensor:

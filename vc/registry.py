@@ -47,8 +47,9 @@ def _switch_or_settings(raw: Mapping[str, Any], key: str, example: str, where: s
 @dataclass(frozen=True)
 class ModelEntry:
     """One model of the registry. Converters may also set `transcript` (a Whisper size whose
-    transcript guides a phonetic converter, `vc.transcript_phones`, or "encoder[:HEAD]" for the
-    phones a trained head reads from Whisper's encoder, `vc.encoder_phones`) and `phone_matching` (true,
+    transcript guides a phonetic converter, `vc.transcript_phones`; "encoder[:HEAD]" for the
+    phones a trained head reads from Whisper's encoder, "SIZE+encoder[:HEAD]" for both,
+    `vc.encoder_phones`) and `phone_matching` (true,
     or the settings of `vc.phone_matching.PhoneMeanMatching`); cloners may set `phone_matching`
     (their reference is then transcribed with `transcript`, default "base"); both may set `adapt`
     (true, or the settings of `vc.adaptation.ReferenceAdaptation`: a few training steps on the
@@ -97,27 +98,28 @@ class ModelEntry:
 
 
 class TranscriptCache:
-    """One `TranscriptPhones` per Whisper size, shared by the converters that name it."""
+    """One phone guide per spec (`vc.encoder_phones.phone_guide`), shared by the converters and
+    cloners that name it, and one `TranscriptPhones` per Whisper size, shared by the guides
+    that transcribe with it."""
 
     def __init__(self):
-        self._by_size: dict[str, Any] = {}
+        self._guides: dict[str, Any] = {}
+        self._transcripts: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, size: str):
-        """The guide for a Whisper size, for "encoder[:HEAD]" the phones a head reads from
-        Whisper's encoder, for "SIZE+encoder[:HEAD]" both (`vc.encoder_phones.phone_guide`;
-        the hybrid shares SIZE's transcriber)."""
-        from .encoder_phones import HybridPhones, phone_guide
+    def get(self, spec: str):
+        from .encoder_phones import phone_guide
         with self._lock:
-            if size not in self._by_size:
-                guide = phone_guide(size)
-                if isinstance(guide, HybridPhones):  # one Whisper for the transcript and the hybrid
-                    whisper = size.partition("+")[0]
-                    if whisper not in self._by_size:
-                        self._by_size[whisper] = guide.transcript
-                    guide.transcript = self._by_size[whisper]
-                self._by_size[size] = guide
-            return self._by_size[size]
+            if spec not in self._guides:
+                self._guides[spec] = phone_guide(spec, transcript_for=self._transcript)
+            return self._guides[spec]
+
+    def _transcript(self, size: str):
+        """The shared transcriber of a Whisper size (called with the lock held)."""
+        from .transcript_phones import TranscriptPhones
+        if size not in self._transcripts:
+            self._transcripts[size] = TranscriptPhones(size)
+        return self._transcripts[size]
 
 
 class ModelRegistry:
