@@ -143,9 +143,14 @@ def test_the_shipped_registry_offers_the_synthesizer():
     assert registry.default_cloner == "synth-small" and "synth-small" in registry.cloners
     if not (REPO / "checkpoints" / "synth-small").is_dir():
         pytest.skip("checkpoints/synth-small is not there yet")
-    assert registry.cloner_names() == ["synth-small", "synth-small-adapted", "synth-small-clear"]
-    assert registry.cloners["synth-small"].phone_matching == {} and registry.cloners["synth-small-clear"].phone_matching is None
-    assert registry.cloners["synth-small-adapted"].adapt == {} and registry.cloners["synth-small"].adapt is None
+    assert registry.cloner_names() == ["synth-small", "synth-small-quick", "synth-small-clear"]
+    default, quick, clear = (registry.cloners[n] for n in registry.cloner_names())
+    # the default adapts to the reference, its phones read as the default converter reads a source
+    assert default.adapt == {} and default.phone_matching == {}
+    assert default.transcript == registry.converters[registry.default_converter].transcript
+    from vc.__main__ import DEFAULT_GUIDE  # `python -m vc convert/clone` read the phones the same way
+    assert default.transcript == DEFAULT_GUIDE
+    assert quick.adapt is None and quick.phone_matching == {} and clear.phone_matching is None
 
 
 def test_converter_entries_carry_transcript_guidance_and_phone_matching(tmp_path, monkeypatch):

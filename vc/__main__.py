@@ -7,6 +7,9 @@ import sys
 
 from .errors import VoicelabError
 
+# the phones of the shipped default converter and cloner (models.json); a test keeps the two in step
+DEFAULT_GUIDE = "base+encoder:whisper-phones"
+
 
 def _similarity(args: argparse.Namespace) -> None:
     from .speaker import SpeakerEncoder, cosine
@@ -176,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("--max-seconds", type=_positive(float), metavar="SECONDS",
                       help="longest source and reference clip accepted (default 600 s for the "
                            "source, 120 s for each reference)")
-    conv.add_argument("--transcript", default="base", metavar="GUIDE",
-                      help="phonetic models: where the phones come from: a Whisper size or folder (default "
-                           "base: its transcript, forced-aligned), encoder[:HEAD] (Whisper-base's encoder read "
-                           "by the shipped phone head: 3x faster, more lost words), SIZE+encoder[:HEAD] (the "
-                           "head's phones leaning toward the aligned transcript), or none (the model's own "
-                           "recogniser, which loses most words)")
+    conv.add_argument("--transcript", default=DEFAULT_GUIDE, metavar="GUIDE",
+                      help="phonetic models: where the phones come from: SIZE+encoder[:HEAD] (default "
+                           f"{DEFAULT_GUIDE}, as the demo's default: the phone head reading Whisper-SIZE's "
+                           "encoder, leaning toward its forced-aligned transcript), a Whisper size or folder "
+                           "(its transcript alone, forced-aligned), encoder[:HEAD] (the head alone: 2x faster, "
+                           "more lost words), or none (the model's own recogniser, which loses most words)")
     conv.add_argument("--no-phone-matching", dest="phone_matching", action="store_false",
                       help="phonetic models: do not match each phone's spectrum to the reference's")
     conv.add_argument("--adapt-steps", type=_count(500), default=40, metavar="N",
@@ -207,14 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     clone.add_argument("--max-seconds", type=_positive(float), metavar="SECONDS",
                        help="longest reference clip accepted (default 120 s)")
     clone.add_argument("--no-phone-matching", dest="phone_matching", action="store_false",
-                       help="do not match each phone's spectrum to the reference's (no Whisper needed)")
-    clone.add_argument("--adapt-steps", type=_count(500), default=0, metavar="N",
-                       help="train a copy of the synthesizer N steps on the reference first (40 is the tuned setting: "
-                            "closer to the voice, a few seconds more; 0, the default: as trained)")
-    clone.add_argument("--transcript", default="base", metavar="GUIDE",
-                       help="what labels the reference's phones for matching and adaptation: a Whisper size "
-                            "or folder (default base: its transcript, forced-aligned), encoder[:HEAD] "
-                            "(Whisper's encoder read by a phone head, faster) or SIZE+encoder[:HEAD] (both)")
+                       help="do not match each phone's spectrum to the reference's (with --adapt-steps 0 "
+                            "as well, no Whisper is needed)")
+    clone.add_argument("--adapt-steps", type=_count(500), default=40, metavar="N",
+                       help="train a copy of the synthesizer N steps on the reference first (default 40, as the "
+                            "demo's default cloner: closer to the voice, a few seconds more the first time a voice "
+                            "is used; 0: as trained, about 5x faster)")
+    clone.add_argument("--transcript", default=DEFAULT_GUIDE, metavar="GUIDE",
+                       help="what labels the reference's phones for matching and adaptation: SIZE+encoder[:HEAD] "
+                            f"(default {DEFAULT_GUIDE}: the phone head leaning toward Whisper's aligned "
+                            "transcript), a Whisper size or folder (its transcript alone, forced-aligned) or "
+                            "encoder[:HEAD] (the head alone, faster)")
     clone.set_defaults(run=_clone)
     args = parser.parse_args(argv)
     try:
