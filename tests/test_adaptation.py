@@ -78,10 +78,16 @@ def test_an_adapted_cloner_speaks_in_inference_mode_and_leaves_its_model_alone(r
     adapted = VoiceCloner(synth, speaker_encoder=speaker_encoder, transcript=transcript,
                           adaptation=ReferenceAdaptation(steps=5, learning_rate=3e-3))
     plain = VoiceCloner(synth, speaker_encoder=speaker_encoder)
+    seen = []
     with torch.inference_mode():                    # as the web demo calls it
-        a = adapted.clone("Six spoons.", reference)
+        a = adapted.clone("Six spoons.", reference, progress=lambda f, what="": seen.append((f, what)))
     b = plain.clone("Six spoons.", reference)
     assert a.mel.shape == b.mel.shape and not torch.allclose(a.mel, b.mel)
+    # a new voice's adaptation moves the bar step by step (it is most of the first request's time)
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    steps = [what for _, what in seen if what.startswith("adapting to the reference: step")]
+    assert steps[-1] == "adapting to the reference: step 5 of 5" and len(steps) == 5
     assert all(torch.equal(before[k], v) for k, v in synth.state_dict().items())
     with pytest.raises(ValueError, match="transcript"):
         VoiceCloner(synth, adaptation=ReferenceAdaptation())

@@ -116,13 +116,15 @@ class ReferenceAdaptation:
             raise ValueError(f"the {type(model).__name__} has no module {', '.join(missing)}; it has {children}")
         return tuple(modules)
 
-    def adapt(self, model: torch.nn.Module, examples: Sequence[dict[str, torch.Tensor]]) -> torch.nn.Module:
+    def adapt(self, model: torch.nn.Module, examples: Sequence[dict[str, torch.Tensor]],
+              progress: Callable[[float], None] | None = None) -> torch.nn.Module:
         """A float32 copy of `model` trained `steps` steps on `examples` (a synthesizer's from
         `reference_example`, a converter's from its `adaptation_example`), all in every step, so
         each clip weighs by its frames (a 2 s clip taking every other step overfits its few
         phones); the original is not touched. With no examples, the original. A model with an
         `adaptation_loss(examples)` is trained on it, others on their training `loss` of one
-        padded batch."""
+        padded batch. `progress(fraction)` is called after every step (the adaptation is most of
+        a first request's time)."""
         if not examples:
             return model
         modules = self.learning_modules(model)
@@ -147,6 +149,8 @@ class ReferenceAdaptation:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if progress:
+                    progress((step + 1) / self.steps)
             for parameter in model.parameters():
                 parameter.requires_grad_(False)
             if self.interpolation < 1:

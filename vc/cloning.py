@@ -174,11 +174,11 @@ class VoiceCloner(_LazySpeakerEncoder):
         embedding = self.speaker_encoder.embed_many(references)
         if progress:
             progress(0.1, "reference embedded")
-        synthesizer = self.synthesizer
-        if self.adaptation is not None:
+        synthesizer, spoken_from = self.synthesizer, 0.1
+        if self.adaptation is not None:  # most of a new voice's time: it gets 0.1-0.5 of the bar
             if progress:
-                progress(0.1, "adapting to the reference")
-            synthesizer = self._adapted(references, embedding)
+                progress(0.1, "transcribing the reference")
+            synthesizer, spoken_from = self._adapted(references, embedding, progress), 0.5
         pause = int(round(self.pause_seconds / float(rate) * self.mel_config.frame_rate))
         mels, durations, labels = [], [], []
         for i, tokens in enumerate(token_lists):
@@ -190,7 +190,8 @@ class VoiceCloner(_LazySpeakerEncoder):
             durations.append(frames.cpu())
             labels.append(torch.repeat_interleave(token_phones(tokens), frames.cpu()))
             if progress:
-                progress(0.1 + 0.5 * (i + 1) / len(token_lists), f"sentence {i + 1} of {len(token_lists)}")
+                progress(spoken_from + (0.6 - spoken_from) * (i + 1) / len(token_lists),
+                         f"sentence {i + 1} of {len(token_lists)}")
         mel = torch.cat(mels, dim=1)
         if self.phone_matching is not None:
             mel = self._match_phones(mel, torch.cat(labels), references, progress)
@@ -224,12 +225,16 @@ class VoiceCloner(_LazySpeakerEncoder):
                     found_all.append((clip, ref_mel, found.labels))
         return found_all
 
-    def _adapted(self, references: Sequence[Audio], embedding: np.ndarray) -> DurationSynthesizer:
+    def _adapted(self, references: Sequence[Audio], embedding: np.ndarray,
+                 progress: Progress | None = None) -> DurationSynthesizer:
         def build() -> DurationSynthesizer:
             examples = [reference_example(clip.samples, clip.sample_rate, mel, labels, embedding,
                                           self.mel_config.hop_length)
                         for clip, mel, labels in self._reference_phones(references)]
-            return self.adaptation.adapt(self.synthesizer, examples)  # none labelled: as trained
+            steps = self.adaptation.steps
+            report = None if progress is None else (lambda f: progress(
+                0.15 + 0.35 * f, f"adapting to the reference: step {round(f * steps)} of {steps}"))
+            return self.adaptation.adapt(self.synthesizer, examples, report)  # none labelled: as trained
         key = reference_key(self.adaptation, embedding, *[np.asarray(r.samples) for r in references])
         return self._adapted_models.get(key, build)
 
