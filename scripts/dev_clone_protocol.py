@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 import sys
 from pathlib import Path
@@ -74,7 +75,6 @@ def main() -> None:
     texts = [r[2] if len(r) > 2 and r[2] else r[1] for r in rows][-LJ_HELD_OUT:]
     text_source = "ljspeech-held-out"
     if args.texts:
-        import json
         spoken = {c.stem for c in chosen}
         with open(args.texts, encoding="utf-8") as f:
             items = [json.loads(line) for line in f if line.strip()]

@@ -117,14 +117,14 @@ class ReferenceAdaptation:
         return tuple(modules)
 
     def adapt(self, model: torch.nn.Module, examples: Sequence[dict[str, torch.Tensor]],
-              progress: Callable[[float], None] | None = None) -> torch.nn.Module:
+              progress: Callable[[float, str], None] | None = None) -> torch.nn.Module:
         """A float32 copy of `model` trained `steps` steps on `examples` (a synthesizer's from
         `reference_example`, a converter's from its `adaptation_example`), all in every step, so
         each clip weighs by its frames (a 2 s clip taking every other step overfits its few
         phones); the original is not touched. With no examples, the original. A model with an
         `adaptation_loss(examples)` is trained on it, others on their training `loss` of one
-        padded batch. `progress(fraction)` is called after every step (the adaptation is most of
-        a first request's time)."""
+        padded batch. `progress(fraction, what)` is called after every step (the adaptation is
+        most of a first request's time)."""
         if not examples:
             return model
         modules = self.learning_modules(model)
@@ -150,7 +150,7 @@ class ReferenceAdaptation:
                 loss.backward()
                 optimizer.step()
                 if progress:
-                    progress((step + 1) / self.steps)
+                    progress((step + 1) / self.steps, f"adapting to the reference: step {step + 1} of {self.steps}")
             for parameter in model.parameters():
                 parameter.requires_grad_(False)
             if self.interpolation < 1:

@@ -231,9 +231,7 @@ class VoiceCloner(_LazySpeakerEncoder):
             examples = [reference_example(clip.samples, clip.sample_rate, mel, labels, embedding,
                                           self.mel_config.hop_length)
                         for clip, mel, labels in self._reference_phones(references)]
-            steps = self.adaptation.steps
-            report = None if progress is None else (lambda f: progress(
-                0.15 + 0.35 * f, f"adapting to the reference: step {round(f * steps)} of {steps}"))
+            report = None if progress is None else (lambda f, what: progress(0.15 + 0.35 * f, what))
             return self.adaptation.adapt(self.synthesizer, examples, report)  # none labelled: as trained
         key = reference_key(self.adaptation, embedding, *[np.asarray(r.samples) for r in references])
         return self._adapted_models.get(key, build)

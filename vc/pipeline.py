@@ -244,9 +244,7 @@ class VoiceConverter(_LazySpeakerEncoder):
             progress(0.0, "adapting to the reference")
         key = reference_key(self.adaptation, target, *reference_mels,
                             *[torch.empty(0) if p is None else p for p in reference_phones])
-        steps = self.adaptation.steps
-        report = None if progress is None else (
-            lambda f: progress(0.0, f"adapting to the reference: step {round(f * steps)} of {steps}"))
+        report = None if progress is None else (lambda _f, what: progress(0.0, what))  # converting owns the bar
         return self._adapted.get(key, lambda: self.adaptation.adapt(self.model, [
             self.model.adaptation_example(m, labels, target) for m, labels in zip(reference_mels, reference_phones)],
             report))
